@@ -1,0 +1,61 @@
+# Thin wrapper over Meson + Ninja. The build directories:
+#   build/          native, -Werror            (make, make demo)
+#   build-asan/     native, ASan + UBSan       (make check)
+#   build-aarch64/  arm64 cross, run under qemu-aarch64 -cpu max (make check)
+#   build-fuzz/     clang + libFuzzer          (make check: short fixed run)
+MESON ?= meson
+NINJA ?= ninja
+FUZZ_SECONDS ?= 20
+
+.PHONY: all deps check check-native check-asan check-aarch64 check-fuzz demo bench clean
+
+all: build/build.ninja
+	$(NINJA) -C build
+
+build/build.ninja:
+	$(MESON) setup build --werror
+
+deps:
+	./scripts/deps.sh
+
+check: deps
+	$(MAKE) check-native
+	$(MAKE) check-asan
+	$(MAKE) check-aarch64
+	$(MAKE) check-fuzz
+	@echo "make check: all suites passed"
+
+check-native: build/build.ninja
+	$(NINJA) -C build
+	$(MESON) test -C build --print-errorlogs --num-processes 2
+
+build-asan/build.ninja:
+	$(MESON) setup build-asan --werror -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug -Doptimization=1
+
+check-asan: build-asan/build.ninja
+	$(NINJA) -C build-asan
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	  $(MESON) test -C build-asan --print-errorlogs --num-processes 2 --timeout-multiplier 3
+
+build-aarch64/build.ninja:
+	$(MESON) setup build-aarch64 --werror --cross-file cross/aarch64-linux-gnu.ini -Dfull=false
+
+check-aarch64: build-aarch64/build.ninja
+	$(NINJA) -C build-aarch64
+	$(MESON) test -C build-aarch64 --print-errorlogs --num-processes 2 --timeout-multiplier 4
+
+build-fuzz/build.ninja:
+	CC=clang $(MESON) setup build-fuzz -Dfuzz=true -Dtests=false -Db_lundef=false -Dbuildtype=debugoptimized
+
+check-fuzz: build-fuzz/build.ninja
+	$(NINJA) -C build-fuzz
+	./scripts/run-fuzz.sh build-fuzz $(FUZZ_SECONDS)
+
+demo: all
+	./build/tools/tagmem demo
+
+bench: all
+	./build/tools/tagmem bench tags --json
+
+clean:
+	rm -rf build build-asan build-aarch64 build-fuzz

@@ -1,0 +1,202 @@
+/*
+ * tagmem/region.h - tagged regions: pages with their tags, behind one
+ * interface that every other part of tagmem (migration, snapshots, swap)
+ * uses.
+ *
+ * Backends
+ *   soft  data in an anonymous mapping (or memory the caller hands in), tags
+ *         in shadow storage allocated lazily per page: nothing is allocated
+ *         for a page that was never tagged. Any host.
+ *   mte   this process's PROT_MTE memory on arm64 Linux, after
+ *         prctl(PR_SET_TAGGED_ADDR_CTRL). Tags are the hardware allocation
+ *         tags, read with LDG and written with STG/ST2G; data and tags are
+ *         written together with STGP and zeroed together with STZG/STZ2G.
+ *         The library's own accesses set PSTATE.TCO so they never fault.
+ *
+ * A page that was never tagged reads as zero tags (like Linux PG_mte_tagged).
+ * A write to a page's data or to one of its tags dirties the page.
+ *
+ * Thread safety: a region may be read and written from many threads at once
+ * (page reads racing page writes give one of the two contents; the dirty
+ * bit makes the reader come back). create/destroy, dirty_start/stop and
+ * lazy_start/stop must not race with other calls on the same region.
+ * Different regions are fully independent.
+ */
+#ifndef TAGMEM_REGION_H
+#define TAGMEM_REGION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tagmem/error.h"
+#include "tagmem/tags.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct tm_region tm_region;
+
+enum tm_backend {
+	TM_BACKEND_SOFT = 0,
+	TM_BACKEND_MTE  = 1,
+};
+
+enum tm_tag_format {
+	TM_TAGS_PACKED   = 0, /* 2 tags per byte, low nibble = lower granule */
+	TM_TAGS_UNPACKED = 1, /* 1 tag per byte; bytes > 0xF are refused */
+};
+
+#define TM_REGION_NAME_MAX 64
+
+typedef struct tm_region_config {
+	const char *name;         /* copied; at most TM_REGION_NAME_MAX-1 chars */
+	size_t size;              /* bytes; a multiple of geom.page_size */
+	tm_geom geom;             /* kind TM_META_NONE: a region without tags */
+	enum tm_backend backend;
+	void *addr;               /* NULL: tagmem maps the memory. Otherwise the
+				     caller's memory (page aligned; for mte a
+				     PROT_MTE mapping), which tagmem never
+				     unmaps. */
+} tm_region_config;
+
+/* Create a region. Fails with -ENOTSUP for mte where the CPU/kernel lacks it. */
+int tm_region_create(const tm_region_config *cfg, tm_region **out,
+		     tm_error *err);
+void tm_region_destroy(tm_region *r);
+
+/* True when this process can create mte regions (arm64 + HWCAP2_MTE). */
+bool tm_mte_available(void);
+
+const char *tm_region_name(const tm_region *r);
+size_t tm_region_size(const tm_region *r);
+size_t tm_region_npages(const tm_region *r);
+const tm_geom *tm_region_geom(const tm_region *r);
+enum tm_backend tm_region_backend(const tm_region *r);
+const char *tm_backend_name(enum tm_backend b);
+
+/*
+ * A pointer for direct access at byte offset off. soft: base + off. mte: the
+ * address carries the logical tag equal to the allocation tag of that
+ * granule (read with LDG), so an access within the granule succeeds; an
+ * access through it after the tag changes faults like any MTE access.
+ */
+void *tm_region_ptr(tm_region *r, size_t off);
+
+/* ---- whole pages ------------------------------------------------- */
+
+/* Copy page pg's data (page_size bytes) and packed tags (NULL: skip). */
+int tm_region_read_page(tm_region *r, size_t pg, void *data, uint8_t *tags,
+			tm_error *err);
+
+/*
+ * Place page pg's data and packed tags together. tags NULL means the page is
+ * untagged: its tags become zero and it is marked untagged. When lazy
+ * placement is active (tm_region_lazy_start) and the page is missing, the
+ * tags are installed before the data becomes visible (UFFDIO_COPY), so no
+ * thread ever sees the data without its tags.
+ */
+int tm_region_write_page(tm_region *r, size_t pg, const void *data,
+			 const uint8_t *tags, tm_error *err);
+
+/* Zero page pg's data and tags together and mark it untagged. */
+int tm_region_zero_page(tm_region *r, size_t pg, tm_error *err);
+
+/* ---- tags -------------------------------------------------------- */
+
+/* Read page pg's tags in format fmt (packed: packed_bytes, unpacked: granules). */
+int tm_region_get_tags(tm_region *r, size_t pg, enum tm_tag_format fmt,
+		       uint8_t *out, tm_error *err);
+
+/* Write page pg's tags; marks it tagged and dirty. Unpacked input with bits
+ * above the tag is refused before anything is written (err names the
+ * granule). */
+int tm_region_set_tags(tm_region *r, size_t pg, enum tm_tag_format fmt,
+		       const uint8_t *in, tm_error *err);
+
+/* Set tag on [off, off+len): both multiples of the granule; may span pages. */
+int tm_region_set_tag_range(tm_region *r, size_t off, size_t len, uint8_t tag,
+			    tm_error *err);
+
+/* Whether page pg was ever tagged (and not zeroed/discarded since). */
+bool tm_region_page_tagged(const tm_region *r, size_t pg);
+
+/* ---- bytes ------------------------------------------------------- */
+
+/* Byte-granular data access through the API (never faults on mte; dirties). */
+int tm_region_write(tm_region *r, size_t off, const void *buf, size_t len,
+		    tm_error *err);
+int tm_region_read(tm_region *r, size_t off, void *buf, size_t len,
+		   tm_error *err);
+
+/* XXH3-64 digest of all pages' data and packed tags, in page order. Two
+ * regions with equal digests hold the same data and tags. */
+int tm_region_digest(tm_region *r, uint64_t *digest, tm_error *err);
+
+/* ---- dirty tracking --------------------------------------------- */
+
+enum tm_dirty_method {
+	TM_DIRTY_AUTO = 0,      /* best available: uffd-wp, else soft-dirty, else api */
+	TM_DIRTY_API,           /* only writes made through this API */
+	TM_DIRTY_UFFD_WP,       /* userfaultfd write-protect, async + PAGEMAP_SCAN */
+	TM_DIRTY_SOFT_DIRTY,    /* /proc/self/pagemap soft-dirty + clear_refs */
+};
+
+/*
+ * Start tracking. Writes through the API are always tracked; the kernel
+ * method also catches writers that use tm_region_ptr()/tm_region_data
+ * directly (and STG on mte memory, which the MMU treats as a write). If the
+ * requested method is unavailable, fails with -ENOTSUP and a message saying
+ * why; TM_DIRTY_AUTO falls back and records the reason (tm_region_dirty_note).
+ */
+int tm_region_dirty_start(tm_region *r, enum tm_dirty_method m, tm_error *err);
+
+/* OR the pages dirtied since the last collect (or start) into bitmap
+ * (tm_region_npages bits, 64 per word, bit i of word w = page 64*w+i), and
+ * reset them to clean. A page written concurrently with the collect is
+ * either reported now or by the next collect, never lost. */
+int tm_region_dirty_collect(tm_region *r, uint64_t *bitmap, tm_error *err);
+
+void tm_region_dirty_stop(tm_region *r);
+enum tm_dirty_method tm_region_dirty_method(const tm_region *r);
+const char *tm_dirty_method_name(enum tm_dirty_method m);
+/* Why AUTO fell back ("uffd-wp unavailable: ..."), or "" */
+const char *tm_region_dirty_note(const tm_region *r);
+
+/* ---- lazy placement (userfaultfd) and discard ------------------- */
+
+/*
+ * Fill callback for lazy placement: fill data (page_size bytes) and packed
+ * tags for page pg, set *tagged. Called from the region's fault thread.
+ * Return 0, or a negative errno: then nothing is placed (no garbage, no
+ * zero page), the error is recorded (tm_region_lazy_error) and the faulting
+ * thread gets SIGBUS, as Linux does when a swap-in read fails.
+ */
+typedef int (*tm_fill_fn)(void *ctx, tm_region *r, size_t pg, void *data,
+			  uint8_t *tags, bool *tagged, tm_error *err);
+
+/*
+ * Register the soft backend's data mapping for missing faults and start a
+ * handler thread: the first access to a missing page calls fn, installs the
+ * tags, then places the data with UFFDIO_COPY (which wakes the faulting
+ * thread). -ENOTSUP for mte (userfaultfd cannot place tags) or where
+ * userfaultfd is unavailable, with the reason.
+ */
+int tm_region_lazy_start(tm_region *r, tm_fill_fn fn, void *ctx,
+			 tm_error *err);
+void tm_region_lazy_stop(tm_region *r);
+/* First error a fill callback returned, or 0 (message copied into err). */
+int tm_region_lazy_error(tm_region *r, tm_error *err);
+
+/* Drop pages [pg, pg+n): data released (MADV_DONTNEED), tags freed, pages
+ * untagged. With lazy placement active the next access faults to fn. */
+int tm_region_discard(tm_region *r, size_t pg, size_t n, tm_error *err);
+
+/* Whether page pg is resident (has been placed since the last discard). */
+bool tm_region_page_present(const tm_region *r, size_t pg);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,207 @@
+/*
+ * tagmem/tags.h - the tags core: geometry, formats, zero detection, codecs.
+ *
+ * Vocabulary
+ *   page metadata  N bits of metadata per G bytes of data. Arm MTE is one
+ *                  kind (4 bits per 16-byte granule); the geometry below is
+ *                  generic so another architecture's metadata fits without
+ *                  touching callers.
+ *   packed         the canonical in-memory and on-wire form: bits-per-granule
+ *                  values packed little-endian into bytes, lower-address
+ *                  granule in the lower bits. For MTE: 2 tags per byte, low
+ *                  nibble = lower-address granule, 128 B per 4 KiB page
+ *                  (Linux mte_save_page_tags, core dumps, gdb, QEMU TCG).
+ *   unpacked       one granule's value per byte (KVM_ARM_MTE_COPY_TAGS,
+ *                  PTRACE_PEEKMTETAGS): 256 B per 4 KiB page.
+ *
+ * Thread safety: every function here is pure (works only on its arguments)
+ * and may be called from any number of threads at once.
+ */
+#ifndef TAGMEM_TAGS_H
+#define TAGMEM_TAGS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tagmem/error.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------------ */
+/* Geometry                                                            */
+/* ------------------------------------------------------------------ */
+
+enum tm_meta_kind {
+	TM_META_NONE = 0,   /* pages carry no metadata */
+	TM_META_MTE  = 1,   /* Arm MTE: 4 bits per 16 bytes */
+	TM_META_GENERIC = 2 /* any other "bits per granule" kind */
+};
+
+#define TM_MTE_GRANULE   16u
+#define TM_MTE_TAG_BITS  4u
+#define TM_MTE_VERSION   1u
+#define TM_PAGE_SIZE_MAX 65536u
+
+typedef struct tm_geom {
+	uint32_t kind;        /* enum tm_meta_kind */
+	uint32_t version;     /* version of the metadata kind's semantics */
+	uint32_t page_size;   /* 4096, 16384 or 65536 */
+	uint32_t granule;     /* bytes of data per metadata item (MTE: 16) */
+	uint32_t bits;        /* bits per item: 1, 2, 4 or 8 (MTE: 4) */
+} tm_geom;
+
+/*
+ * Fill *g for a kind and page size. For TM_META_MTE granule/bits are implied;
+ * for TM_META_GENERIC pass them; for TM_META_NONE they are ignored.
+ * Fails with -EINVAL naming the bad field.
+ */
+int tm_geom_init(tm_geom *g, uint32_t kind, uint32_t page_size,
+		 uint32_t granule, uint32_t bits, tm_error *err);
+
+/* Shorthand for MTE at a page size; page_size must be 4/16/64 KiB. */
+int tm_geom_mte(tm_geom *g, uint32_t page_size, tm_error *err);
+
+/* Metadata items (granules) per page; 0 for TM_META_NONE. */
+size_t tm_geom_granules(const tm_geom *g);
+/* Bytes of packed metadata per page (MTE 4 KiB: 128); 0 for NONE. */
+size_t tm_geom_packed_bytes(const tm_geom *g);
+/* Bytes of unpacked metadata per page (MTE 4 KiB: 256); 0 for NONE. */
+size_t tm_geom_unpacked_bytes(const tm_geom *g);
+/* True when both geometries describe the same metadata on the same page. */
+bool tm_geom_equal(const tm_geom *a, const tm_geom *b);
+/* "mte/v1 4b/16B page=4096" style description, for messages. */
+const char *tm_geom_describe(const tm_geom *g, char *buf, size_t len);
+
+/* ------------------------------------------------------------------ */
+/* Packed <-> unpacked (4-bit tags)                                    */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Pack n unpacked 4-bit tags into n/2 bytes (n even). A byte with bits above
+ * the 4-bit tag is refused: returns -EINVAL and names the granule index in
+ * err (KVM silently ignores such bits; tagmem refuses them). On error the
+ * output may be partly written; callers validate into scratch buffers.
+ * Vectorized (SSE2/AVX2 on x86-64, NEON on aarch64) with runtime dispatch.
+ */
+int tm_tags_pack(uint8_t *packed, const uint8_t *unpacked, size_t n,
+		 tm_error *err);
+/* Unpack n tags (n even) from n/2 packed bytes. Cannot fail. */
+void tm_tags_unpack(uint8_t *unpacked, const uint8_t *packed, size_t n);
+
+/* Scalar references: the definition the vector versions are tested against. */
+int tm_tags_pack_ref(uint8_t *packed, const uint8_t *unpacked, size_t n,
+		     tm_error *err);
+void tm_tags_unpack_ref(uint8_t *unpacked, const uint8_t *packed, size_t n);
+
+/* Name of the implementation dispatch chose: "avx2", "sse2", "neon", "scalar". */
+const char *tm_tags_simd_name(void);
+
+/* Tag of granule i in a packed buffer, and setting it. */
+static inline uint8_t tm_tag_get(const uint8_t *packed, size_t i)
+{
+	return (uint8_t)((packed[i >> 1] >> ((i & 1) * 4)) & 0xF);
+}
+static inline void tm_tag_set(uint8_t *packed, size_t i, uint8_t tag)
+{
+	unsigned sh = (unsigned)(i & 1) * 4;
+	packed[i >> 1] = (uint8_t)((packed[i >> 1] & ~(0xF << sh)) |
+				   ((tag & 0xF) << sh));
+}
+
+/* ------------------------------------------------------------------ */
+/* Zero detection                                                      */
+/* ------------------------------------------------------------------ */
+
+/* True when n bytes at p are all zero. Vectorized, exits at first non-zero. */
+bool tm_mem_is_zero(const void *p, size_t n);
+
+/*
+ * True when a page is zero: its data AND its packed tags are all zero.
+ * tags may be NULL (untagged page: tags read as zero). The tags are checked
+ * first because they are 32x smaller and a non-zero tag exits early.
+ */
+bool tm_page_is_zero(const tm_geom *g, const void *data, const uint8_t *tags);
+
+/* ------------------------------------------------------------------ */
+/* EA0 tag compression (Linux series "Implement MTE tag compression for  */
+/* swapped pages", v11): inline 63-bit handle or raw                   */
+/* ------------------------------------------------------------------ */
+
+/* Maximum runs that fit inline: 6 (4 KiB), 5 (16 KiB), 4 (64 KiB). */
+unsigned tm_ea0_max_inline_ranges(uint32_t page_size);
+
+/*
+ * Try to compress one page's packed tags into an inline handle.
+ * Returns 0 and sets *handle when they fit; -E2BIG when they do not (the
+ * caller then stores the raw packed tags); -EINVAL for a bad page size.
+ */
+int tm_ea0_compress(uint32_t page_size, const uint8_t *packed,
+		    uint64_t *handle, tm_error *err);
+
+/* Decompress an inline handle; -EINVAL (with a reason) for an invalid one. */
+int tm_ea0_decompress(uint32_t page_size, uint64_t handle, uint8_t *packed,
+		      tm_error *err);
+
+/* True when handle is a well-formed inline handle for page_size. */
+bool tm_ea0_handle_valid(uint32_t page_size, uint64_t handle);
+
+/* ------------------------------------------------------------------ */
+/* Stream tag codec: many pages' tags for migration and snapshots       */
+/* (format in docs/FORMAT.md, "Tag stream")                            */
+/* ------------------------------------------------------------------ */
+
+enum tm_tagstream_flags {
+	TM_TAGSTREAM_ZSTD = 1u << 0,  /* allow a zstd pass over the block */
+};
+
+/* Worst-case encoded size for npages pages of geometry g. */
+size_t tm_tagstream_bound(const tm_geom *g, size_t npages);
+
+/*
+ * Encode npages pages of packed tags (contiguous, tm_geom_packed_bytes each)
+ * into out (capacity cap). *outlen receives the encoded size.
+ */
+int tm_tagstream_encode(const tm_geom *g, const uint8_t *packed,
+			size_t npages, unsigned flags, uint8_t *out,
+			size_t cap, size_t *outlen, tm_error *err);
+
+/*
+ * Decode exactly npages pages from in[0..inlen) into packed. Validates
+ * everything before trusting it: a malformed, truncated or over-long input
+ * gives -EBADMSG with the byte offset and page index in err.
+ */
+int tm_tagstream_decode(const tm_geom *g, const uint8_t *in, size_t inlen,
+			size_t npages, uint8_t *packed, tm_error *err);
+
+/* ------------------------------------------------------------------ */
+/* Tag corpus: realistic tag layouts for tests, benchmarks and demos    */
+/* ------------------------------------------------------------------ */
+
+enum tm_corpus_layout {
+	TM_CORPUS_UNTAGGED = 0, /* all-zero tags */
+	TM_CORPUS_ONE_TAG,      /* one random non-zero tag for the whole page */
+	TM_CORPUS_ALLOC,        /* heap chunks of 16..4096 B, random tag each */
+	TM_CORPUS_RANDOM,       /* uniformly random tags */
+	TM_CORPUS_MIX,          /* the mix defined in docs/FORMAT.md */
+	TM_CORPUS_NLAYOUTS
+};
+
+/* Name ("untagged", "one-tag", "alloc", "random", "mix") and lookup. */
+const char *tm_corpus_name(enum tm_corpus_layout l);
+int tm_corpus_parse(const char *name, enum tm_corpus_layout *l);
+
+/*
+ * Fill npages pages of packed tags (geometry g) with layout l from seed.
+ * Deterministic for (l, g, seed, npages). For TM_CORPUS_MIX each page draws
+ * its own layout with the mix's weights.
+ */
+void tm_corpus_fill(enum tm_corpus_layout l, const tm_geom *g, uint64_t seed,
+		    uint8_t *packed, size_t npages);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

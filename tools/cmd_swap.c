@@ -1,0 +1,10 @@
+/* cmd_swap.c - placeholder until this part's commands land. */
+#include <stdio.h>
+#include "tools/cmds.h"
+
+int tm_cmd_swap(int argc, char **argv)
+{
+	(void)argc;
+	fprintf(stderr, "tagmem %s: not built yet\n", argv[0]);
+	return 2;
+}
