@@ -16,7 +16,7 @@ NATIVE_PKGS=(
   gnuplot-nox        # storage-sim plots
   libclang-rt-14-dev # libFuzzer + sanitizer runtimes for clang
 )
-CROSS_PKGS=(libcmocka-dev:arm64 libzstd-dev:arm64 libxxhash-dev:arm64 libjudy-dev:arm64)
+CROSS_PKGS=(libcmocka-dev:arm64 libzstd-dev:arm64 libxxhash-dev:arm64)
 
 missing=()
 for p in "${NATIVE_PKGS[@]}" "${CROSS_PKGS[@]}"; do
