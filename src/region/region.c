@@ -1,0 +1,528 @@
+/*
+ * region.c - the region core: creation, argument validation and the public
+ * page/tag/byte calls, dispatched to a backend (soft or mte) through its
+ * operations table. Every argument is validated here, once, and every error
+ * names the region, the page and the byte offset; the backends trust what
+ * they are given.
+ *
+ * Per-page state shared by all backends lives in atomic bitmaps (tagged,
+ * present, API-dirty), so the hot path takes no lock and allocates nothing.
+ */
+#include "region/region_internal.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "region/mte_ops.h"
+#include "tagmem/error.h"
+
+/* Largest packed tag block per page the core handles on its stack. */
+#define TM_REGION_PACKED_MAX 4096u
+
+/* ---- geometry ----------------------------------------------------- */
+
+static bool pow2(size_t v) { return v && !(v & (v - 1)); }
+
+static int check_geom(const char *name, const tm_geom *g, tm_error *err)
+{
+	if (g->page_size != 4096 && g->page_size != 16384 &&
+	    g->page_size != 65536)
+		return tm_error_set(err, -EINVAL,
+				    "region '%s': page size %u is not 4, 16 or "
+				    "64 KiB", name, g->page_size);
+	if (g->kind == TM_META_NONE)
+		return 0;
+	if (g->kind != TM_META_MTE && g->kind != TM_META_GENERIC)
+		return tm_error_set(err, -EINVAL,
+				    "region '%s': unknown metadata kind %u",
+				    name, g->kind);
+	if (g->kind == TM_META_MTE &&
+	    (g->granule != TM_MTE_GRANULE || g->bits != TM_MTE_TAG_BITS))
+		return tm_error_set(err, -EINVAL,
+				    "region '%s': MTE geometry must be 4 bits "
+				    "per 16 bytes (got %u bits per %u bytes)",
+				    name, g->bits, g->granule);
+	if (!pow2(g->granule) || g->granule > g->page_size ||
+	    (g->bits != 1 && g->bits != 2 && g->bits != 4 && g->bits != 8))
+		return tm_error_set(err, -EINVAL,
+				    "region '%s': unsupported metadata geometry "
+				    "%u bits per %u bytes", name, g->bits,
+				    g->granule);
+	if ((size_t)g->page_size / g->granule * g->bits / 8 >
+	    TM_REGION_PACKED_MAX ||
+	    (size_t)g->page_size / g->granule * g->bits % 8)
+		return tm_error_set(err, -EINVAL,
+				    "region '%s': %u bits per %u bytes gives "
+				    "an unsupported tag size per page", name,
+				    g->bits, g->granule);
+	return 0;
+}
+
+static int check_config(const tm_region_config *cfg, tm_error *err)
+{
+	const char *name = cfg->name ? cfg->name : "";
+	int rc;
+
+	if (strlen(name) >= TM_REGION_NAME_MAX)
+		return tm_error_set(err, -ENAMETOOLONG,
+				    "region name '%.32s...' is longer than %d "
+				    "characters", name, TM_REGION_NAME_MAX - 1);
+	rc = check_geom(name, &cfg->geom, err);
+	if (rc)
+		return rc;
+	if (cfg->size == 0 || cfg->size % cfg->geom.page_size)
+		return tm_error_set(err, -EINVAL,
+				    "region '%s': size %zu is not a non-zero "
+				    "multiple of the page size %u", name,
+				    cfg->size, cfg->geom.page_size);
+	if (cfg->addr && ((uintptr_t)cfg->addr % (uintptr_t)sysconf(_SC_PAGESIZE)))
+		return tm_error_set(err, -EINVAL,
+				    "region '%s': caller memory %p is not page "
+				    "aligned", name, cfg->addr);
+	if (cfg->backend != TM_BACKEND_SOFT && cfg->backend != TM_BACKEND_MTE)
+		return tm_error_set(err, -EINVAL,
+				    "region '%s': unknown backend %d", name,
+				    (int)cfg->backend);
+	return 0;
+}
+
+/* ---- create / destroy ------------------------------------------- */
+
+static _Atomic uint64_t *bitmap_new(size_t nbits, bool ones)
+{
+	size_t words = tm_words(nbits);
+	_Atomic uint64_t *b = calloc(words, sizeof(*b));
+
+	if (!b || !ones)
+		return b;
+	for (size_t i = 0; i < nbits; i++)
+		atomic_fetch_or_explicit(&b[i >> 6], (uint64_t)1 << (i & 63),
+					 memory_order_relaxed);
+	return b;
+}
+
+static void region_free(tm_region *r)
+{
+	tm_shadow_fini(&r->shadow);
+	free(r->tagged);
+	free(r->present);
+	free(r->api_dirty);
+	free(r);
+}
+
+static void fill_geometry(tm_region *r, const tm_region_config *cfg)
+{
+	r->geom = cfg->geom;
+	r->size = cfg->size;
+	r->page_size = cfg->geom.page_size;
+	r->page_shift = (unsigned)__builtin_ctzl(r->page_size);
+	r->npages = cfg->size / r->page_size;
+	if (cfg->geom.kind != TM_META_NONE) {
+		r->granules = r->page_size / cfg->geom.granule;
+		r->packed_bytes = r->granules * cfg->geom.bits / 8;
+	}
+}
+
+int tm_region_create(const tm_region_config *cfg, tm_region **out,
+		     tm_error *err)
+{
+	tm_region *r;
+	int rc;
+
+	*out = NULL;
+	rc = check_config(cfg, err);
+	if (rc)
+		return rc;
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		return tm_error_set(err, -ENOMEM, "region '%s': out of memory",
+				    cfg->name ? cfg->name : "");
+	snprintf(r->name, sizeof(r->name), "%s", cfg->name ? cfg->name : "");
+	fill_geometry(r, cfg);
+	r->backend = cfg->backend;
+	r->ops = cfg->backend == TM_BACKEND_MTE ? &tm_backend_mte_ops
+						: &tm_backend_soft_ops;
+	atomic_init(&r->dirty_on, false);
+	r->tagged = bitmap_new(r->npages, false);
+	r->present = bitmap_new(r->npages, true);
+	r->api_dirty = bitmap_new(r->npages, false);
+	if (!r->tagged || !r->present || !r->api_dirty ||
+	    tm_shadow_init(&r->shadow, r->npages,
+			   r->backend == TM_BACKEND_SOFT ? r->packed_bytes : 0)) {
+		size_t npages = r->npages;
+
+		region_free(r);
+		return tm_error_set(err, -ENOMEM, "region '%s': out of memory "
+				    "for %zu pages of state",
+				    cfg->name ? cfg->name : "", npages);
+	}
+	rc = r->ops->open(r, cfg, err);
+	if (rc) {
+		tm_error_wrap(err, rc, "region '%s': %s backend", r->name,
+			      r->ops->name);
+		region_free(r);
+		return rc;
+	}
+	*out = r;
+	return 0;
+}
+
+void tm_region_destroy(tm_region *r)
+{
+	if (!r)
+		return;
+	tm_lazy_release(r);
+	tm_dirty_release(r);
+	r->ops->close(r);
+	region_free(r);
+}
+
+bool tm_mte_available(void)
+{
+	return tm_mte_hw_available();
+}
+
+/* ---- accessors ---------------------------------------------------- */
+
+const char *tm_region_name(const tm_region *r) { return r->name; }
+size_t tm_region_size(const tm_region *r) { return r->size; }
+size_t tm_region_npages(const tm_region *r) { return r->npages; }
+const tm_geom *tm_region_geom(const tm_region *r) { return &r->geom; }
+enum tm_backend tm_region_backend(const tm_region *r) { return r->backend; }
+
+const char *tm_backend_name(enum tm_backend b)
+{
+	switch (b) {
+	case TM_BACKEND_SOFT: return "soft";
+	case TM_BACKEND_MTE: return "mte";
+	}
+	return "unknown";
+}
+
+void *tm_region_ptr(tm_region *r, size_t off)
+{
+	return off < r->size ? r->ops->ptr(r, off) : NULL;
+}
+
+/* ---- validation --------------------------------------------------- */
+
+static int check_page(const tm_region *r, size_t pg, const char *what,
+		      tm_error *err)
+{
+	if (pg < r->npages)
+		return 0;
+	return tm_error_set(err, -ERANGE,
+			    "region '%s': %s: page %zu (byte offset %#zx) is "
+			    "outside the region (%zu pages)", r->name, what, pg,
+			    pg * r->page_size, r->npages);
+}
+
+static int check_span(const tm_region *r, size_t off, size_t len,
+		      const char *what, tm_error *err)
+{
+	if (off <= r->size && len <= r->size - off)
+		return 0;
+	return tm_error_set(err, -ERANGE,
+			    "region '%s': %s: bytes [%#zx, +%#zx) (page %zu) "
+			    "reach outside the region (%#zx bytes)", r->name,
+			    what, off, len, off / r->page_size, r->size);
+}
+
+static int check_has_tags(const tm_region *r, const char *what, tm_error *err)
+{
+	if (r->packed_bytes)
+		return 0;
+	return tm_error_set(err, -EINVAL,
+			    "region '%s': %s: the region carries no metadata",
+			    r->name, what);
+}
+
+/* Wrap a backend failure with the region/page context. */
+static int backend_fail(const tm_region *r, int rc, const char *what,
+			size_t pg, tm_error *err)
+{
+	return tm_error_wrap(err, rc, "region '%s': %s backend: %s of page %zu "
+			     "(byte offset %#zx)", r->name, r->ops->name, what,
+			     pg, pg * r->page_size);
+}
+
+/*
+ * Before an API call reads or changes part of a page that lazy placement
+ * has not placed yet, bring it in from this thread (so a fill error comes
+ * back as an error rather than as SIGBUS).
+ */
+static int ensure_present(tm_region *r, size_t pg, tm_error *err)
+{
+	int rc;
+
+	if (!tm_lazy_active(r) || tm_abit_test(r->present, pg))
+		return 0;
+	rc = tm_lazy_fetch(r, pg, err);
+	return rc > 0 ? 0 : rc;
+}
+
+static int ensure_present_span(tm_region *r, size_t off, size_t len,
+			       tm_error *err)
+{
+	size_t last = len ? (off + len - 1) >> r->page_shift : 0;
+
+	for (size_t pg = off >> r->page_shift; len && pg <= last; pg++) {
+		int rc = ensure_present(r, pg, err);
+
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+/* ---- whole pages -------------------------------------------------- */
+
+int tm_region_read_page(tm_region *r, size_t pg, void *data, uint8_t *tags,
+			tm_error *err)
+{
+	int rc = check_page(r, pg, "read page", err);
+
+	if (!rc)
+		rc = ensure_present(r, pg, err);
+	if (rc)
+		return rc;
+	rc = r->ops->read_page(r, pg, data, r->packed_bytes ? tags : NULL, err);
+	return rc ? backend_fail(r, rc, "read", pg, err) : 0;
+}
+
+int tm_region_write_page(tm_region *r, size_t pg, const void *data,
+			 const uint8_t *tags, tm_error *err)
+{
+	int rc = check_page(r, pg, "write page", err);
+
+	if (rc)
+		return rc;
+	if (tm_lazy_active(r) && !tm_abit_test(r->present, pg)) {
+		rc = tm_lazy_place(r, pg, data, tags, err);
+		if (rc <= 0)
+			goto out;
+	}
+	rc = r->ops->write_page(r, pg, data, r->packed_bytes ? tags : NULL, err);
+	if (rc)
+		return backend_fail(r, rc, "write", pg, err);
+	tm_abit_set(r->present, pg);
+out:
+	if (rc == 0)
+		tm_region_mark_dirty(r, pg, pg);
+	return rc;
+}
+
+int tm_region_zero_page(tm_region *r, size_t pg, tm_error *err)
+{
+	int rc = check_page(r, pg, "zero page", err);
+
+	if (rc)
+		return rc;
+	if (tm_lazy_active(r) && !tm_abit_test(r->present, pg)) {
+		rc = tm_lazy_place_zero(r, pg, err);
+		if (rc <= 0)
+			goto out;
+	}
+	rc = r->ops->zero_page(r, pg, err);
+	if (rc)
+		return backend_fail(r, rc, "zero", pg, err);
+	tm_abit_set(r->present, pg);
+out:
+	if (rc == 0)
+		tm_region_mark_dirty(r, pg, pg);
+	return rc;
+}
+
+/* ---- tags --------------------------------------------------------- */
+
+static int check_format(const tm_region *r, enum tm_tag_format fmt,
+			tm_error *err)
+{
+	if (fmt == TM_TAGS_PACKED || fmt == TM_TAGS_UNPACKED)
+		return 0;
+	return tm_error_set(err, -EINVAL, "region '%s': unknown tag format %d",
+			    r->name, (int)fmt);
+}
+
+int tm_region_get_tags(tm_region *r, size_t pg, enum tm_tag_format fmt,
+		       uint8_t *out, tm_error *err)
+{
+	uint8_t packed[TM_REGION_PACKED_MAX];
+	int rc = check_page(r, pg, "get tags", err);
+
+	if (!rc)
+		rc = check_format(r, fmt, err);
+	if (!rc && r->packed_bytes == 0)
+		return 0;
+	if (!rc)
+		rc = ensure_present(r, pg, err);
+	if (rc)
+		return rc;
+	rc = r->ops->get_tags(r, pg, fmt == TM_TAGS_PACKED ? out : packed, err);
+	if (rc)
+		return backend_fail(r, rc, "get tags", pg, err);
+	if (fmt == TM_TAGS_UNPACKED)
+		tm_region_unpack(r, packed, out);
+	return 0;
+}
+
+int tm_region_set_tags(tm_region *r, size_t pg, enum tm_tag_format fmt,
+		       const uint8_t *in, tm_error *err)
+{
+	uint8_t packed[TM_REGION_PACKED_MAX];
+	int rc = check_page(r, pg, "set tags", err);
+
+	if (!rc)
+		rc = check_format(r, fmt, err);
+	if (!rc)
+		rc = check_has_tags(r, "set tags", err);
+	if (!rc && fmt == TM_TAGS_UNPACKED)
+		rc = tm_region_pack(r, pg, in, packed, err);
+	if (!rc)
+		rc = ensure_present(r, pg, err);
+	if (rc)
+		return rc;
+	rc = r->ops->set_tags(r, pg, fmt == TM_TAGS_PACKED ? in : packed, err);
+	if (rc)
+		return backend_fail(r, rc, "set tags", pg, err);
+	tm_region_mark_dirty(r, pg, pg);
+	return 0;
+}
+
+int tm_region_set_tag_range(tm_region *r, size_t off, size_t len, uint8_t tag,
+			    tm_error *err)
+{
+	int rc = check_span(r, off, len, "set tag range", err);
+
+	if (!rc)
+		rc = check_has_tags(r, "set tag range", err);
+	if (rc)
+		return rc;
+	if (off % r->geom.granule || len % r->geom.granule)
+		return tm_error_set(err, -EINVAL,
+				    "region '%s': set tag range: bytes [%#zx, "
+				    "+%#zx) (page %zu) are not aligned to the "
+				    "%u-byte granule", r->name, off, len,
+				    off / r->page_size, r->geom.granule);
+	if (r->geom.bits < 8 && tag >> r->geom.bits)
+		return tm_error_set(err, -EINVAL,
+				    "region '%s': set tag range at byte offset "
+				    "%#zx (page %zu): tag %#x has bits above "
+				    "the %u-bit tag", r->name, off,
+				    off / r->page_size, tag, r->geom.bits);
+	while (len) {
+		size_t pg = off >> r->page_shift;
+		size_t room = r->page_size - (off & (r->page_size - 1));
+		size_t n = len < room ? len : room;
+
+		rc = ensure_present(r, pg, err);
+		if (rc)
+			return rc;
+		rc = r->ops->set_tag_range(r, off, n, tag, err);
+		if (rc)
+			return backend_fail(r, rc, "set tag range", pg, err);
+		tm_region_mark_dirty(r, pg, pg);
+		off += n;
+		len -= n;
+	}
+	return 0;
+}
+
+bool tm_region_page_tagged(const tm_region *r, size_t pg)
+{
+	return pg < r->npages && tm_abit_test(r->tagged, pg);
+}
+
+/* ---- bytes -------------------------------------------------------- */
+
+int tm_region_write(tm_region *r, size_t off, const void *buf, size_t len,
+		    tm_error *err)
+{
+	int rc = check_span(r, off, len, "write", err);
+
+	if (!rc)
+		rc = ensure_present_span(r, off, len, err);
+	if (rc || len == 0)
+		return rc;
+	rc = r->ops->write(r, off, buf, len, err);
+	if (rc)
+		return backend_fail(r, rc, "write", off >> r->page_shift, err);
+	tm_region_mark_dirty(r, off >> r->page_shift,
+			     (off + len - 1) >> r->page_shift);
+	return 0;
+}
+
+int tm_region_read(tm_region *r, size_t off, void *buf, size_t len,
+		   tm_error *err)
+{
+	int rc = check_span(r, off, len, "read", err);
+
+	if (!rc)
+		rc = ensure_present_span(r, off, len, err);
+	if (rc || len == 0)
+		return rc;
+	rc = r->ops->read(r, off, buf, len, err);
+	return rc ? backend_fail(r, rc, "read", off >> r->page_shift, err) : 0;
+}
+
+/* ---- digest ------------------------------------------------------- */
+
+int tm_region_digest(tm_region *r, uint64_t *digest, tm_error *err)
+{
+	XXH3_state_t *st = XXH3_createState();
+	uint8_t *buf = malloc(r->page_size + r->packed_bytes);
+	int rc = 0;
+
+	if (!st || !buf) {
+		rc = tm_error_set(err, -ENOMEM, "region '%s': digest: out of "
+				  "memory", r->name);
+		goto out;
+	}
+	XXH3_64bits_reset(st);
+	for (size_t pg = 0; pg < r->npages; pg++) {
+		rc = tm_region_read_page(r, pg, buf, buf + r->page_size, err);
+		if (rc)
+			goto out;
+		XXH3_64bits_update(st, buf, r->page_size + r->packed_bytes);
+	}
+	*digest = XXH3_64bits_digest(st);
+out:
+	XXH3_freeState(st);
+	free(buf);
+	return rc;
+}
+
+/* ---- discard ------------------------------------------------------ */
+
+int tm_region_discard(tm_region *r, size_t pg, size_t n, tm_error *err)
+{
+	int rc;
+
+	if (n == 0)
+		return 0;
+	rc = check_page(r, pg, "discard", err);
+	if (!rc && n > r->npages - pg)
+		rc = check_page(r, r->npages, "discard", err);
+	if (rc)
+		return rc;
+	for (size_t i = pg; i < pg + n; i++)
+		tm_abit_clear(r->present, i);
+	r->ops->drop_tags(r, pg, n);
+	if (madvise(tm_region_page_addr(r, pg), n * r->page_size,
+		    MADV_DONTNEED))
+		return tm_error_set(err, -errno,
+				    "region '%s': discard pages [%zu, +%zu) "
+				    "(byte offset %#zx): madvise: %s", r->name,
+				    pg, n, pg * r->page_size, strerror(errno));
+	return 0;
+}
+
+bool tm_region_page_present(const tm_region *r, size_t pg)
+{
+	return pg < r->npages && tm_abit_test(r->present, pg);
+}
