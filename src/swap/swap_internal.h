@@ -1,0 +1,99 @@
+/*
+ * swap_internal.h - what swapfile.c and pager.c share: the swap file and
+ * pager objects, the per-page state encoding and the I/O buffer pool.
+ * Internal: not part of the public API (that is include/tagmem/swap.h).
+ */
+#ifndef TM_SWAP_INTERNAL_H
+#define TM_SWAP_INTERNAL_H
+
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "tagmem/swap.h"
+#include "swap/slots.h"
+#include "swap/tagstore.h"
+
+typedef _Atomic uint64_t tm_counter;
+
+/* Counters of a swap file (relaxed atomics: statistics only). */
+struct tm_swap_counters {
+	tm_counter folios_out[TM_SWAP_MAX_ORDER + 1];
+	tm_counter pages_out, pages_out_tagged, pages_out_zero;
+	tm_counter pages_in, pages_in_fault, folio_swapins, page_swapins;
+	tm_counter tag_restores, pages_discarded, read_errors;
+	tm_counter bytes_written, bytes_read;
+};
+
+static inline void tm_count(tm_counter *c, uint64_t n)
+{
+	atomic_fetch_add_explicit(c, n, memory_order_relaxed);
+}
+
+struct tm_swapfile {
+	char path[PATH_MAX];
+	bool named;                 /* false: O_TMPFILE, nothing to unlink */
+	unsigned flags;
+	int fd;
+	uint32_t page_size;
+	uint64_t nslots;            /* header slot included */
+	struct tm_slots slots;
+	struct tm_tagstore ts;
+	pthread_mutex_t lock;       /* pagers list */
+	struct tm_pager *pagers;
+	atomic_bool off;
+	struct tm_swap_counters ctr;
+};
+
+/* Per-page state byte of a pager. */
+#define TM_PS_SWAPPED  0x80u    /* page is in the swap file */
+#define TM_PS_ZERO     0x40u    /* its data was zero: slot not written */
+#define TM_PS_ORDER    0x0Fu    /* order of the folio it went out in */
+
+/* Folio-sized I/O buffers, allocated at pager creation (never per page). */
+struct tm_iobuf {
+	struct tm_iobuf *next;
+	uint8_t *data;              /* 2^TM_SWAP_MAX_ORDER pages */
+	uint8_t *tags;              /* their packed tags */
+};
+
+struct tm_iopool {
+	pthread_mutex_t lock;
+	pthread_cond_t cv;
+	struct tm_iobuf *free;
+	struct tm_iobuf *bufs;
+	void *map;
+	size_t map_len;
+};
+
+struct tm_pager {
+	tm_region *r;
+	tm_swapfile *sf;
+	struct tm_pager *next;      /* in sf->pagers */
+	size_t npages;
+	uint32_t ps;
+	size_t packed;              /* tag bytes per page; 0 for untagged regions */
+	bool lazy;
+	enum tm_swapin_mode mode;
+	_Atomic uint8_t *state;     /* TM_PS_* per page */
+	uint64_t *head_slot;        /* first slot of the folio whose head is here */
+	pthread_mutex_t *locks;     /* folio locks: one per 2^MAX_ORDER pages */
+	size_t nlocks;
+	atomic_size_t nswapped;
+	struct tm_iopool pool;
+};
+
+/* swapfile.c: slot I/O with errors naming the file, slot and offset. */
+int tm_swapfile_read(tm_swapfile *sf, uint64_t slot, void *buf, size_t nslots,
+		     tm_error *err);
+int tm_swapfile_write(tm_swapfile *sf, uint64_t slot, const void *buf,
+		      size_t nslots, tm_error *err);
+void tm_swapfile_attach(tm_swapfile *sf, tm_pager *p);
+void tm_swapfile_detach(tm_swapfile *sf, tm_pager *p);
+
+/* pager.c: used by tm_swapoff. Drop (release) every swapped page. */
+size_t tm_pager_drop_all(tm_pager *p);
+
+#endif

@@ -1,0 +1,293 @@
+/*
+ * tagstore.c - the swap tag store: slot -> tag value in a JudyL array, and
+ * the value encoding (EA0 inline, stream-codec record or raw), with the
+ * per-size-class counters the EA0 series exposed in debugfs.
+ */
+#include "swap/tagstore.h"
+
+#include <Judy.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define RAW_CLASS 7u
+#define PTR_MASK (~(uint64_t)0xF)
+
+static const char *const class_names[TM_TS_NCLASSES] = {
+	"inline", "stream-16", "stream-32", "stream-64", "stream-128",
+	"stream-256", "stream-512", "stream-1024", "raw",
+};
+
+const char *tm_tagstore_class_name(enum tm_tagstore_class c)
+{
+	return (unsigned)c < TM_TS_NCLASSES ? class_names[c] : "?";
+}
+
+static bool is_inline(uint64_t val) { return val & 1; }
+static unsigned ptr_class(uint64_t val) { return (unsigned)(val >> 1) & 7; }
+static uint8_t *ptr_of(uint64_t val) { return (uint8_t *)(uintptr_t)(val & PTR_MASK); }
+
+enum tm_tagstore_class tm_ts_value_class(uint64_t val)
+{
+	if (is_inline(val))
+		return TM_TS_INLINE;
+	if (ptr_class(val) == RAW_CLASS)
+		return TM_TS_RAW;
+	return (enum tm_tagstore_class)(TM_TS_STREAM_16 + ptr_class(val));
+}
+
+static size_t alloc_size(const struct tm_tagstore *ts, uint64_t val)
+{
+	if (is_inline(val))
+		return 0;
+	if (ptr_class(val) == RAW_CLASS)
+		return ts->packed;
+	return (size_t)16 << ptr_class(val);
+}
+
+size_t tm_ts_value_bytes(const struct tm_tagstore *ts, uint64_t val)
+{
+	return 8 + alloc_size(ts, val);
+}
+
+int tm_tagstore_init(struct tm_tagstore *ts, uint32_t page_size, tm_error *err)
+{
+	int rc;
+
+	memset(ts, 0, sizeof(*ts));
+	rc = tm_geom_mte(&ts->geom, page_size, err);
+	if (rc)
+		return rc;
+	ts->packed = tm_geom_packed_bytes(&ts->geom);
+	if (tm_tagstream_bound(&ts->geom, 1) > TM_TS_SCRATCH)
+		return tm_error_set(err, -EOVERFLOW,
+				    "tag store: stream bound %zu for one %u B page exceeds the %u B scratch",
+				    tm_tagstream_bound(&ts->geom, 1), page_size,
+				    TM_TS_SCRATCH);
+	if (pthread_mutex_init(&ts->lock, NULL) != 0)
+		return tm_error_set(err, -ENOMEM, "tag store: mutex init failed");
+	return 0;
+}
+
+/* Smallest stream class holding a record of len bytes, or RAW_CLASS when
+ * the raw tags are no bigger. */
+static unsigned stream_class(const struct tm_tagstore *ts, size_t len)
+{
+	for (unsigned c = 0; c < RAW_CLASS; c++) {
+		size_t cap = (size_t)16 << c;
+
+		if (cap >= ts->packed)
+			return RAW_CLASS;
+		if (len + 2 <= cap)
+			return c;
+	}
+	return RAW_CLASS;
+}
+
+static int make_alloc(const struct tm_tagstore *ts, unsigned cls,
+		      const uint8_t *bytes, size_t len, uint64_t *val,
+		      tm_error *err)
+{
+	size_t cap = cls == RAW_CLASS ? ts->packed : (size_t)16 << cls;
+	uint8_t *p = aligned_alloc(16, cap);
+
+	if (!p)
+		return tm_error_set(err, -ENOMEM,
+				    "tag store: cannot allocate a %zu B tag value", cap);
+	if (cls == RAW_CLASS) {
+		memcpy(p, bytes, ts->packed);
+	} else {
+		p[0] = (uint8_t)(len & 0xFF);
+		p[1] = (uint8_t)(len >> 8);
+		memcpy(p + 2, bytes, len);
+		memset(p + 2 + len, 0, cap - 2 - len);
+	}
+	*val = (uint64_t)(uintptr_t)p | ((uint64_t)cls << 1);
+	return 0;
+}
+
+int tm_ts_value_make(const struct tm_tagstore *ts, const uint8_t *packed,
+		     uint64_t *val, tm_error *err)
+{
+	uint8_t scratch[TM_TS_SCRATCH];
+	uint64_t handle;
+	size_t len;
+	int rc;
+
+	rc = tm_ea0_compress(ts->geom.page_size, packed, &handle, NULL);
+	if (rc == 0 && (handle >> 63) == 0) {
+		*val = (handle << 1) | 1;
+		return 0;
+	}
+	rc = tm_tagstream_encode(&ts->geom, packed, 1, 0, scratch,
+				 sizeof(scratch), &len, err);
+	if (rc)
+		return rc;
+	unsigned cls = stream_class(ts, len);
+
+	if (cls == RAW_CLASS)
+		return make_alloc(ts, cls, packed, ts->packed, val, err);
+	return make_alloc(ts, cls, scratch, len, val, err);
+}
+
+int tm_ts_value_decode(const struct tm_tagstore *ts, uint64_t val,
+		       uint8_t *packed, tm_error *err)
+{
+	if (is_inline(val))
+		return tm_ea0_decompress(ts->geom.page_size, val >> 1, packed, err);
+	const uint8_t *p = ptr_of(val);
+
+	if (!p)
+		return tm_error_set(err, -EBADMSG, "tag store: null value");
+	if (ptr_class(val) == RAW_CLASS) {
+		memcpy(packed, p, ts->packed);
+		return 0;
+	}
+	size_t cap = (size_t)16 << ptr_class(val);
+	size_t len = (size_t)p[0] | ((size_t)p[1] << 8);
+
+	if (len + 2 > cap)
+		return tm_error_set(err, -EBADMSG,
+				    "tag store: record length %zu exceeds its %zu B class",
+				    len, cap);
+	return tm_tagstream_decode(&ts->geom, p + 2, len, 1, packed, err);
+}
+
+void tm_ts_value_free(uint64_t val)
+{
+	if (!is_inline(val))
+		free(ptr_of(val));
+}
+
+static void count(struct tm_tagstore *ts, uint64_t val, bool stored)
+{
+	enum tm_tagstore_class c = tm_ts_value_class(val);
+	size_t b = tm_ts_value_bytes(ts, val);
+
+	if (stored) {
+		ts->allocs[c]++;
+		ts->bytes_used += b;
+	} else {
+		ts->frees[c]++;
+		ts->bytes_used -= b;
+	}
+}
+
+int tm_tagstore_put(struct tm_tagstore *ts, uint64_t slot, uint64_t val,
+		    tm_error *err)
+{
+	PPvoid_t pv;
+	int rc = 0;
+
+	pthread_mutex_lock(&ts->lock);
+	pv = JudyLIns((PPvoid_t)&ts->judy, (Word_t)slot, PJE0);
+	if (pv == PPJERR) {
+		rc = tm_error_set(err, -ENOMEM,
+				  "tag store: index insert failed for slot %llu",
+				  (unsigned long long)slot);
+	} else if (*pv) {
+		rc = tm_error_set(err, -EEXIST,
+				  "tag store: slot %llu already holds tags",
+				  (unsigned long long)slot);
+	} else {
+		*pv = (void *)(uintptr_t)val;
+		count(ts, val, true);
+	}
+	pthread_mutex_unlock(&ts->lock);
+	return rc;
+}
+
+bool tm_tagstore_take(struct tm_tagstore *ts, uint64_t slot, uint64_t *val)
+{
+	PPvoid_t pv;
+	bool found = false;
+
+	pthread_mutex_lock(&ts->lock);
+	pv = JudyLGet(ts->judy, (Word_t)slot, PJE0);
+	if (pv && pv != PPJERR) {
+		*val = (uint64_t)(uintptr_t)*pv;
+		JudyLDel((PPvoid_t)&ts->judy, (Word_t)slot, PJE0);
+		count(ts, *val, false);
+		found = true;
+	}
+	pthread_mutex_unlock(&ts->lock);
+	return found;
+}
+
+bool tm_tagstore_peek(struct tm_tagstore *ts, uint64_t slot, uint64_t *val)
+{
+	PPvoid_t pv;
+	bool found = false;
+
+	pthread_mutex_lock(&ts->lock);
+	pv = JudyLGet(ts->judy, (Word_t)slot, PJE0);
+	if (pv && pv != PPJERR) {
+		*val = (uint64_t)(uintptr_t)*pv;
+		found = true;
+	}
+	pthread_mutex_unlock(&ts->lock);
+	return found;
+}
+
+bool tm_tagstore_has(struct tm_tagstore *ts, uint64_t slot)
+{
+	PPvoid_t pv;
+
+	pthread_mutex_lock(&ts->lock);
+	pv = JudyLGet(ts->judy, (Word_t)slot, PJE0);
+	pthread_mutex_unlock(&ts->lock);
+	return pv && pv != PPJERR;
+}
+
+void tm_tagstore_invalidate(struct tm_tagstore *ts, uint64_t first,
+			    uint64_t last, uint64_t *n, uint64_t *bytes)
+{
+	Word_t idx = (Word_t)first;
+	PPvoid_t pv;
+
+	pthread_mutex_lock(&ts->lock);
+	pv = JudyLFirst(ts->judy, &idx, PJE0);
+	while (pv && pv != PPJERR && idx <= (Word_t)last) {
+		uint64_t val = (uint64_t)(uintptr_t)*pv;
+		Word_t at = idx;
+
+		if (n)
+			(*n)++;
+		if (bytes)
+			*bytes += tm_ts_value_bytes(ts, val);
+		count(ts, val, false);
+		tm_ts_value_free(val);
+		JudyLDel((PPvoid_t)&ts->judy, at, PJE0);
+		if (at == (Word_t)last)
+			break;
+		idx = at;
+		pv = JudyLNext(ts->judy, &idx, PJE0);
+	}
+	pthread_mutex_unlock(&ts->lock);
+}
+
+void tm_tagstore_fini(struct tm_tagstore *ts)
+{
+	if (ts->packed == 0)
+		return;
+	tm_tagstore_invalidate(ts, 0, UINT64_MAX, NULL, NULL);
+	JudyLFreeArray((PPvoid_t)&ts->judy, PJE0);
+	pthread_mutex_destroy(&ts->lock);
+	ts->packed = 0;
+}
+
+void tm_tagstore_get_stats(struct tm_tagstore *ts, tm_tagstore_stats *st)
+{
+	memset(st, 0, sizeof(*st));
+	pthread_mutex_lock(&ts->lock);
+	for (unsigned c = 0; c < TM_TS_NCLASSES; c++) {
+		st->allocs[c] = ts->allocs[c];
+		st->frees[c] = ts->frees[c];
+		st->live[c] = ts->allocs[c] - ts->frees[c];
+		st->entries += st->live[c];
+	}
+	st->bytes_used = ts->bytes_used;
+	st->bytes_uncompressed = st->entries * ts->packed;
+	st->index_bytes = JudyLMemUsed(ts->judy);
+	pthread_mutex_unlock(&ts->lock);
+}
