@@ -1,0 +1,208 @@
+/*
+ * test_folio.c - swap-out and explicit swap-in of folios of every order
+ * 0..9: slots are contiguous and naturally aligned (subpage slot = first
+ * slot + index), untagged pages store nothing, swapped memory is released,
+ * and both the page-by-page and the whole-folio paths bring back the exact
+ * data, tags and tagged flag, restoring each page's tags once.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "swap_test.h"
+
+/* Two folios of the largest order fit; smaller orders use the same size. */
+#define NPAGES (2u << TM_SWAP_MAX_ORDER)
+
+static void swap_out_checks(tm_pager *p, tm_swapfile *sf, tm_region *r,
+			    const struct st_model *m, unsigned order)
+{
+	size_t n = (size_t)1 << order;
+	tm_swap_stats st;
+	tm_error err;
+	size_t done;
+
+	assert_int_equal(tm_swap_out_range(p, 0, NPAGES, order, &done, &err), 0);
+	assert_int_equal(done, NPAGES);
+	assert_int_equal(tm_pager_swapped_pages(p), NPAGES);
+	for (size_t head = 0; head < NPAGES; head += n) {
+		uint64_t first = tm_swap_page_slot(p, head);
+
+		assert_int_equal(first % n, 0);
+		for (size_t i = 0; i < n; i++) {
+			assert_true(tm_swap_page_swapped(p, head + i));
+			assert_int_equal(tm_swap_page_order(p, head + i), (int)order);
+			assert_int_equal(tm_swap_page_slot(p, head + i), first + i);
+		}
+	}
+	/* Memory released: the region no longer holds the pages. */
+	for (size_t pg = 0; pg < NPAGES; pg++) {
+		assert_false(tm_region_page_present(r, pg));
+		assert_false(tm_region_page_tagged(r, pg));
+	}
+	/* Untagged pages store nothing. */
+	tm_swapfile_stats(sf, &st);
+	assert_int_equal(st.tags.entries, st_count_tagged(m, 0, NPAGES));
+	assert_int_equal(st.pages_out_tagged, st_count_tagged(m, 0, NPAGES));
+	assert_true(st.tags.entries < NPAGES);
+	assert_int_equal(st.folios_out[order], NPAGES / n);
+	assert_int_equal(st.slots_used, NPAGES);
+	assert_int_equal(st.bytes_written, (uint64_t)NPAGES * ST_PS);
+	/* A swapped folio cannot be swapped out again. */
+	assert_int_equal(tm_swap_out(p, 0, order, &err), -EBUSY);
+}
+
+/* Page-by-page for the first folio (odd subpages first), whole-folio for
+ * the others. */
+static void swap_in_both_ways(tm_pager *p, unsigned order)
+{
+	size_t n = (size_t)1 << order;
+	tm_error err;
+
+	for (size_t i = 1; i < n; i += 2)
+		assert_int_equal(tm_swap_in_page(p, i, &err), 0);
+	for (size_t i = 0; i < n; i += 2)
+		assert_int_equal(tm_swap_in_page(p, i, &err), 0);
+	assert_int_equal(tm_swap_in(p, 0, NPAGES, &err), 0);
+	assert_int_equal(tm_pager_swapped_pages(p), 0);
+	/* Nothing left to restore: no-ops. */
+	assert_int_equal(tm_swap_in(p, 0, NPAGES, &err), 0);
+	assert_int_equal(tm_swap_in_page(p, 0, &err), 0);
+}
+
+static void run_order(unsigned order)
+{
+	tm_swapfile *sf = st_swapfile("folio", (NPAGES + 2 * 512) * (uint64_t)ST_PS, 0);
+	tm_region *r = st_region("folio", NPAGES, true);
+	tm_pager *p = st_pager(r, sf, false, TM_SWAPIN_FOLIO);
+	struct st_model m;
+	tm_swap_stats st;
+	size_t n = (size_t)1 << order;
+
+	st_model_init(&m, NPAGES);
+	st_fill(r, &m, 1000 + order, 5);
+	swap_out_checks(p, sf, r, &m, order);
+	swap_in_both_ways(p, order);
+	st_check_all(r, &m);
+	tm_swapfile_stats(sf, &st);
+	assert_int_equal(st.pages_in, NPAGES);
+	assert_int_equal(st.page_swapins, n);
+	assert_int_equal(st.folio_swapins, NPAGES / n - 1);
+	/* Each tagged page's tags restored exactly once. */
+	assert_int_equal(st.tag_restores, st_count_tagged(&m, 0, NPAGES));
+	assert_int_equal(st.tags.entries, 0);
+	assert_int_equal(st.tags.bytes_used, 0);
+	assert_int_equal(st.slots_used, 0);
+	tm_pager_destroy(p);
+	tm_region_destroy(r);
+	tm_swapfile_close(sf);
+	st_model_free(&m);
+}
+
+#define ORDER_TEST(k) \
+	static void test_order_##k(void **state) { (void)state; run_order(k); }
+ORDER_TEST(0) ORDER_TEST(1) ORDER_TEST(2) ORDER_TEST(3) ORDER_TEST(4)
+ORDER_TEST(5) ORDER_TEST(6) ORDER_TEST(7) ORDER_TEST(8) ORDER_TEST(9)
+
+static void test_untagged_region_stores_nothing(void **state)
+{
+	tm_swapfile *sf = st_swapfile("notags", (NPAGES + 1024) * (uint64_t)ST_PS, 0);
+	tm_region *r = st_region("notags", NPAGES, false);
+	tm_pager *p = st_pager(r, sf, false, TM_SWAPIN_FOLIO);
+	struct st_model m;
+	tm_swap_stats st;
+	tm_error err;
+
+	(void)state;
+	st_model_init(&m, NPAGES);
+	st_fill(r, &m, 7, 0);
+	assert_int_equal(tm_swap_out_range(p, 0, NPAGES, 6, NULL, &err), 0);
+	tm_swapfile_stats(sf, &st);
+	assert_int_equal(st.tags.entries, 0);
+	assert_int_equal(st.tags.allocs[TM_TS_INLINE], 0);
+	assert_int_equal(tm_swap_in(p, 0, NPAGES, &err), 0);
+	st_check_all(r, &m);
+	tm_pager_destroy(p);
+	tm_region_destroy(r);
+	tm_swapfile_close(sf);
+	st_model_free(&m);
+}
+
+static void test_zero_pages_are_not_written(void **state)
+{
+	tm_swapfile *sf = st_swapfile("zero", 64 * (uint64_t)ST_PS, 0);
+	tm_region *r = st_region("zero", 16, true);
+	tm_pager *p = st_pager(r, sf, false, TM_SWAPIN_FOLIO);
+	struct st_model m;
+	tm_swap_stats st;
+	tm_error err;
+
+	(void)state;
+	st_model_init(&m, 16);
+	st_fill(r, &m, 3, 0);
+	/* Page 2: zero data, tagged. Page 3: zero data, untagged. */
+	memset(m.data + 2 * ST_PS, 0, 2 * ST_PS);
+	memset(m.tags + 3 * ST_PK, 0, ST_PK);
+	m.tagged[3] = false;
+	assert_int_equal(tm_region_write_page(r, 2, m.data + 2 * ST_PS, m.tags + 2 * ST_PK, &err), 0);
+	assert_int_equal(tm_region_write_page(r, 3, m.data + 3 * ST_PS, NULL, &err), 0);
+	assert_int_equal(tm_swap_out(p, 0, 4, &err), 0);
+	tm_swapfile_stats(sf, &st);
+	assert_int_equal(st.pages_out_zero, 2);
+	assert_int_equal(st.bytes_written, 14 * ST_PS);
+	assert_int_equal(tm_swap_in(p, 0, 16, &err), 0);
+	st_check_all(r, &m);
+	tm_pager_destroy(p);
+	tm_region_destroy(r);
+	tm_swapfile_close(sf);
+	st_model_free(&m);
+}
+
+static void test_bad_arguments(void **state)
+{
+	tm_swapfile *sf = st_swapfile("args", 64 * (uint64_t)ST_PS, 0);
+	tm_region *r = st_region("args", 32, true);
+	tm_pager *p = st_pager(r, sf, false, TM_SWAPIN_FOLIO);
+	tm_error err;
+
+	(void)state;
+	assert_int_equal(tm_swap_out(p, 2, 2, &err), -EINVAL);     /* misaligned */
+	assert_non_null(strstr(err.msg, "page 2"));
+	assert_int_equal(tm_swap_out(p, 0, 6, &err), -EINVAL);     /* beyond */
+	assert_int_equal(tm_swap_out(p, 0, 10, &err), -EINVAL);    /* order */
+	assert_int_equal(tm_swap_in(p, 30, 5, &err), -EINVAL);
+	assert_int_equal(tm_swap_discard(p, 33, 1, &err), -EINVAL);
+	/* Swap file full: 63 data slots cannot take a second order-5 folio. */
+	assert_int_equal(tm_swap_out(p, 0, 5, &err), 0);
+	assert_int_equal(tm_swap_out(p, 0, 0, &err), -EBUSY);
+	tm_pager_destroy(p);
+	tm_region_destroy(r);
+	r = st_region("args2", 64, true);
+	p = st_pager(r, sf, false, TM_SWAPIN_FOLIO);
+	assert_int_equal(tm_swap_out(p, 0, 5, &err), 0);
+	assert_int_equal(tm_swap_out(p, 32, 5, &err), -ENOSPC);
+	assert_non_null(strstr(err.msg, "no free aligned run"));
+	assert_false(tm_swap_page_swapped(p, 32));
+	tm_pager_destroy(p);
+	tm_region_destroy(r);
+	tm_swapfile_close(sf);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_order_0), cmocka_unit_test(test_order_1),
+		cmocka_unit_test(test_order_2), cmocka_unit_test(test_order_3),
+		cmocka_unit_test(test_order_4), cmocka_unit_test(test_order_5),
+		cmocka_unit_test(test_order_6), cmocka_unit_test(test_order_7),
+		cmocka_unit_test(test_order_8), cmocka_unit_test(test_order_9),
+		cmocka_unit_test(test_untagged_region_stores_nothing),
+		cmocka_unit_test(test_zero_pages_are_not_written),
+		cmocka_unit_test(test_bad_arguments),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

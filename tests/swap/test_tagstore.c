@@ -1,0 +1,217 @@
+/*
+ * test_tagstore.c - the swap tag store: every corpus layout round-trips
+ * through its value at 4/16/64 KiB pages; values pick EA0 inline when the
+ * tags fit and otherwise the smaller of stream record and raw; the store
+ * is keyed by slot (put/peek/take, no double insert); invalidating a range
+ * releases exactly that range; the per-class statistics add up.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "swap/tagstore.h"
+#include "tagmem/tags.h"
+
+static const uint32_t page_sizes[] = { 4096, 16384, 65536 };
+
+static void test_roundtrip_every_layout_and_page_size(void **state)
+{
+	(void)state;
+	for (unsigned s = 0; s < 3; s++) {
+		struct tm_tagstore ts;
+		tm_error err;
+		const size_t npages = 64;
+
+		assert_int_equal(tm_tagstore_init(&ts, page_sizes[s], &err), 0);
+		size_t pk = ts.packed;
+		uint8_t *tags = malloc(npages * pk), *back = malloc(pk);
+
+		assert_int_equal(pk, page_sizes[s] / 32);
+		for (unsigned l = 0; l < TM_CORPUS_NLAYOUTS; l++) {
+			tm_corpus_fill((enum tm_corpus_layout)l, &ts.geom, 100 + l,
+				       tags, npages);
+			for (size_t i = 0; i < npages; i++) {
+				uint64_t val;
+
+				assert_int_equal(tm_ts_value_make(&ts, tags + i * pk, &val, &err), 0);
+				memset(back, 0xAA, pk);
+				assert_int_equal(tm_ts_value_decode(&ts, val, back, &err), 0);
+				assert_memory_equal(back, tags + i * pk, pk);
+				/* Never bigger than raw (+ the index word). */
+				assert_true(tm_ts_value_bytes(&ts, val) <= 8 + pk);
+				tm_ts_value_free(val);
+			}
+		}
+		free(tags);
+		free(back);
+		tm_tagstore_fini(&ts);
+	}
+}
+
+static void test_class_choice(void **state)
+{
+	struct tm_tagstore ts;
+	uint8_t tags[128];
+	uint64_t val, handle;
+	tm_error err;
+
+	(void)state;
+	assert_int_equal(tm_tagstore_init(&ts, 4096, &err), 0);
+	/* Zero and one-tag pages fit EA0 inline: no allocation. */
+	memset(tags, 0, sizeof(tags));
+	assert_int_equal(tm_ts_value_make(&ts, tags, &val, &err), 0);
+	assert_int_equal(tm_ts_value_class(val), TM_TS_INLINE);
+	assert_int_equal(tm_ts_value_bytes(&ts, val), 8);
+	assert_int_equal(val >> 1, (tm_ea0_compress(4096, tags, &handle, NULL), handle));
+	memset(tags, 0x55, sizeof(tags));
+	assert_int_equal(tm_ts_value_make(&ts, tags, &val, &err), 0);
+	assert_int_equal(tm_ts_value_class(val), TM_TS_INLINE);
+	/* Seven runs do not fit inline (at most 6 at 4 KiB); the stream codec
+	 * holds them in far less than 128 bytes. */
+	memset(tags, 0, sizeof(tags));
+	for (unsigned i = 0; i < 7; i++)
+		for (unsigned g = i * 30; g < i * 30 + 30; g++)
+			tm_tag_set(tags, g, (uint8_t)(i + 1));
+	assert_int_equal(tm_ea0_compress(4096, tags, &handle, NULL), -E2BIG);
+	assert_int_equal(tm_ts_value_make(&ts, tags, &val, &err), 0);
+	enum tm_tagstore_class c = tm_ts_value_class(val);
+
+	assert_true(c >= TM_TS_STREAM_16 && c <= TM_TS_STREAM_64);
+	assert_true(tm_ts_value_bytes(&ts, val) < 8 + 128);
+	tm_ts_value_free(val);
+	/* Random tags: stream cannot beat raw, raw 128 B is kept. */
+	tm_corpus_fill(TM_CORPUS_RANDOM, &ts.geom, 5, tags, 1);
+	assert_int_equal(tm_ts_value_make(&ts, tags, &val, &err), 0);
+	assert_int_equal(tm_ts_value_class(val), TM_TS_RAW);
+	assert_int_equal(tm_ts_value_bytes(&ts, val), 8 + 128);
+	tm_ts_value_free(val);
+	tm_tagstore_fini(&ts);
+}
+
+static void test_put_peek_take(void **state)
+{
+	struct tm_tagstore ts;
+	uint8_t tags[128], back[128];
+	uint64_t val, got;
+	tm_error err;
+
+	(void)state;
+	assert_int_equal(tm_tagstore_init(&ts, 4096, &err), 0);
+	tm_corpus_fill(TM_CORPUS_RANDOM, &ts.geom, 9, tags, 1);
+	assert_int_equal(tm_ts_value_make(&ts, tags, &val, &err), 0);
+	assert_false(tm_tagstore_has(&ts, 1234));
+	assert_int_equal(tm_tagstore_put(&ts, 1234, val, &err), 0);
+	assert_true(tm_tagstore_has(&ts, 1234));
+	assert_int_equal(tm_tagstore_put(&ts, 1234, val, &err), -EEXIST);
+	assert_non_null(strstr(err.msg, "1234"));
+	assert_true(tm_tagstore_peek(&ts, 1234, &got));
+	assert_int_equal(got, val);
+	assert_true(tm_tagstore_has(&ts, 1234));
+	assert_true(tm_tagstore_take(&ts, 1234, &got));
+	assert_false(tm_tagstore_has(&ts, 1234));
+	assert_false(tm_tagstore_take(&ts, 1234, &got));
+	assert_int_equal(tm_ts_value_decode(&ts, val, back, &err), 0);
+	assert_memory_equal(back, tags, 128);
+	tm_ts_value_free(val);
+	tm_tagstore_fini(&ts);
+}
+
+static void test_invalidate_range_and_stats(void **state)
+{
+	struct tm_tagstore ts;
+	tm_tagstore_stats st;
+	const size_t n = 300;
+	uint8_t *tags = malloc(n * 128);
+	uint64_t bytes_all = 0, bytes_mid = 0, cnt = 0, released = 0;
+	uint64_t per_class[TM_TS_NCLASSES] = { 0 };
+	tm_error err;
+
+	(void)state;
+	assert_int_equal(tm_tagstore_init(&ts, 4096, &err), 0);
+	tm_corpus_fill(TM_CORPUS_MIX, &ts.geom, 77, tags, n);
+	/* Sparse keys: slots 1000, 1003, 1006, ... */
+	for (size_t i = 0; i < n; i++) {
+		uint64_t val, slot = 1000 + 3 * i;
+
+		assert_int_equal(tm_ts_value_make(&ts, tags + i * 128, &val, &err), 0);
+		assert_int_equal(tm_tagstore_put(&ts, slot, val, &err), 0);
+		bytes_all += tm_ts_value_bytes(&ts, val);
+		per_class[tm_ts_value_class(val)]++;
+		if (slot >= 1100 && slot <= 1200)
+			bytes_mid += tm_ts_value_bytes(&ts, val);
+	}
+	tm_tagstore_get_stats(&ts, &st);
+	assert_int_equal(st.entries, n);
+	assert_int_equal(st.bytes_used, bytes_all);
+	assert_int_equal(st.bytes_uncompressed, n * 128);
+	assert_true(st.index_bytes > 0);
+	for (unsigned c = 0; c < TM_TS_NCLASSES; c++) {
+		assert_int_equal(st.allocs[c], per_class[c]);
+		assert_int_equal(st.live[c], per_class[c]);
+	}
+	/* The mix has inline, stream and raw values. */
+	assert_true(per_class[TM_TS_INLINE] > 0);
+	assert_true(per_class[TM_TS_RAW] > 0);
+	tm_tagstore_invalidate(&ts, 1100, 1200, &cnt, &released);
+	/* 1102, 1105, ..., 1198: 33 slots */
+	assert_int_equal(cnt, 33);
+	assert_int_equal(released, bytes_mid);
+	assert_false(tm_tagstore_has(&ts, 1102));
+	assert_true(tm_tagstore_has(&ts, 1099));
+	assert_true(tm_tagstore_has(&ts, 1201));
+	tm_tagstore_get_stats(&ts, &st);
+	assert_int_equal(st.entries, n - 33);
+	assert_int_equal(st.bytes_used, bytes_all - bytes_mid);
+	cnt = 0;
+	tm_tagstore_invalidate(&ts, 0, UINT64_MAX, &cnt, NULL);
+	assert_int_equal(cnt, n - 33);
+	tm_tagstore_get_stats(&ts, &st);
+	assert_int_equal(st.entries, 0);
+	assert_int_equal(st.bytes_used, 0);
+	for (unsigned c = 0; c < TM_TS_NCLASSES; c++)
+		assert_int_equal(st.frees[c], per_class[c]);
+	free(tags);
+	tm_tagstore_fini(&ts);
+}
+
+static void test_corrupt_record_is_refused(void **state)
+{
+	struct tm_tagstore ts;
+	uint8_t tags[128], back[128];
+	uint64_t val;
+	tm_error err;
+
+	(void)state;
+	assert_int_equal(tm_tagstore_init(&ts, 4096, &err), 0);
+	memset(tags, 0, sizeof(tags));
+	for (unsigned i = 0; i < 9; i++)
+		tm_tag_set(tags, i * 20, (uint8_t)(i + 1));
+	assert_int_equal(tm_ts_value_make(&ts, tags, &val, &err), 0);
+	assert_int_not_equal(tm_ts_value_class(val), TM_TS_INLINE);
+	assert_int_not_equal(tm_ts_value_class(val), TM_TS_RAW);
+	uint8_t *rec = (uint8_t *)(uintptr_t)(val & ~(uint64_t)0xF);
+
+	rec[0] = 0xFF;  /* length beyond the record's class */
+	rec[1] = 0x7F;
+	assert_int_equal(tm_ts_value_decode(&ts, val, back, &err), -EBADMSG);
+	tm_ts_value_free(val);
+	tm_tagstore_fini(&ts);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_roundtrip_every_layout_and_page_size),
+		cmocka_unit_test(test_class_choice),
+		cmocka_unit_test(test_put_peek_take),
+		cmocka_unit_test(test_invalidate_range_and_stats),
+		cmocka_unit_test(test_corrupt_record_is_refused),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
