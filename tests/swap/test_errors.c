@@ -1,0 +1,227 @@
+/*
+ * test_errors.c - a swap file that is truncated or unreadable under a
+ * swapped-out region: every swap-in path fails with an error naming the slot
+ * and file offset, nothing is placed (no garbage, no zero page), the page
+ * stays swapped with its tags, and once the file is repaired the same pages
+ * come back intact. Through a fault, the faulting thread gets SIGBUS.
+ * Also: bad swap file configurations are refused with a reason.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <cmocka.h>
+
+#include "swap_test.h"
+
+#define NPAGES 32u
+
+struct broken {
+	tm_swapfile *sf;
+	tm_region *r;
+	tm_pager *p;
+	struct st_model m;
+	uint8_t *saved;            /* the file's bytes, to repair it */
+	off_t saved_len;
+};
+
+static void setup(struct broken *b, const char *name, bool lazy,
+		  enum tm_swapin_mode mode)
+{
+	struct stat st;
+	tm_error err;
+
+	b->sf = st_swapfile(name, 4 * 512 * (uint64_t)ST_PS, 0);
+	b->r = st_region(name, NPAGES, true);
+	b->p = st_pager(b->r, b->sf, lazy, mode);
+	st_model_init(&b->m, NPAGES);
+	st_fill(b->r, &b->m, 99, 4);
+	assert_int_equal(tm_swap_out_range(b->p, 0, NPAGES, 3, NULL, &err), 0);
+	assert_int_equal(fstat(tm_swapfile_fd(b->sf), &st), 0);
+	b->saved_len = st.st_size;
+	b->saved = malloc((size_t)st.st_size);
+	assert_non_null(b->saved);
+	assert_int_equal(tm_pread_full(tm_swapfile_fd(b->sf), b->saved,
+				       (size_t)st.st_size, 0), 0);
+}
+
+static void repair(struct broken *b)
+{
+	assert_int_equal(tm_pwrite_full(tm_swapfile_fd(b->sf), b->saved,
+					(size_t)b->saved_len, 0), 0);
+}
+
+static void teardown(struct broken *b)
+{
+	tm_pager_destroy(b->p);
+	tm_region_destroy(b->r);
+	tm_swapfile_close(b->sf);
+	st_model_free(&b->m);
+	free(b->saved);
+}
+
+/* Truncate the file so that the slots of pages >= 8 are gone. */
+static void truncate_after_page(struct broken *b, size_t pg)
+{
+	uint64_t slot = tm_swap_page_slot(b->p, pg);
+
+	assert_true(slot > 0);
+	assert_int_equal(ftruncate(tm_swapfile_fd(b->sf),
+				   (off_t)tm_swap_slot_offset(b->sf, slot)), 0);
+}
+
+static void expect_untouched(struct broken *b, size_t pg, size_t tags_before)
+{
+	tm_swap_stats st;
+
+	assert_true(tm_swap_page_swapped(b->p, pg));
+	assert_false(tm_region_page_present(b->r, pg));
+	assert_false(tm_region_page_tagged(b->r, pg));
+	tm_swapfile_stats(b->sf, &st);
+	assert_int_equal(st.tags.entries, tags_before);
+}
+
+static void test_truncated_explicit(void **state)
+{
+	struct broken b;
+	tm_swap_stats st;
+	tm_error err;
+	char want[128];
+
+	(void)state;
+	setup(&b, "trunc", false, TM_SWAPIN_FOLIO);
+	tm_swapfile_stats(b.sf, &st);
+	size_t tags_before = st.tags.entries;
+	uint64_t slot = tm_swap_page_slot(b.p, 8);
+
+	truncate_after_page(&b, 8);
+	/* Page-by-page path. */
+	assert_int_equal(tm_swap_in_page(b.p, 9, &err), -EIO);
+	snprintf(want, sizeof(want), "slot %" PRIu64 " (file offset %" PRIu64,
+		 slot + 1, tm_swap_slot_offset(b.sf, slot + 1));
+	assert_non_null(strstr(err.msg, want));
+	assert_non_null(strstr(err.msg, "truncated"));
+	assert_non_null(strstr(err.msg, "page 9"));
+	expect_untouched(&b, 9, tags_before);
+	/* Whole-folio path: nothing of the folio is placed. */
+	assert_int_equal(tm_swap_in(b.p, 8, 8, &err), -EIO);
+	snprintf(want, sizeof(want), "slot %" PRIu64 " (file offset %" PRIu64,
+		 slot, tm_swap_slot_offset(b.sf, slot));
+	assert_non_null(strstr(err.msg, want));
+	for (size_t pg = 8; pg < 16; pg++)
+		expect_untouched(&b, pg, tags_before);
+	/* A range stops at the first failing folio; earlier ones are in. */
+	assert_int_equal(tm_swap_in(b.p, 0, NPAGES, &err), -EIO);
+	for (size_t pg = 0; pg < 8; pg++)
+		st_check_page(b.r, &b.m, pg);
+	tm_swapfile_stats(b.sf, &st);
+	assert_true(st.read_errors >= 3);
+	/* Repaired: everything comes back, nothing was lost. */
+	repair(&b);
+	assert_int_equal(tm_swap_in(b.p, 0, NPAGES, &err), 0);
+	st_check_all(b.r, &b.m);
+	teardown(&b);
+}
+
+static void test_unreadable_explicit(void **state)
+{
+	struct broken b;
+	char path[128];
+	tm_error err;
+	int fd, wr;
+
+	(void)state;
+	setup(&b, "unread", false, TM_SWAPIN_FOLIO);
+	/* Make the descriptor write-only: every read fails with EBADF. */
+	fd = tm_swapfile_fd(b.sf);
+	st_swapfile_path(path, sizeof(path), "unread");
+	wr = open(path, O_WRONLY);
+	assert_true(wr >= 0);
+	int keep = dup(fd);
+
+	assert_true(keep >= 0);
+	assert_int_equal(dup2(wr, fd), fd);
+	assert_int_equal(tm_swap_in(b.p, 0, NPAGES, &err), -EBADF);
+	assert_non_null(strstr(err.msg, "cannot be read"));
+	assert_non_null(strstr(err.msg, "slot "));
+	for (size_t pg = 0; pg < 8; pg++)
+		assert_true(tm_swap_page_swapped(b.p, pg));
+	assert_int_equal(dup2(keep, fd), fd);
+	close(keep);
+	close(wr);
+	assert_int_equal(tm_swap_in(b.p, 0, NPAGES, &err), 0);
+	st_check_all(b.r, &b.m);
+	teardown(&b);
+}
+
+static void test_bad_configs(void **state)
+{
+	tm_swapfile_config c = { 0 };
+	tm_swapfile *sf = NULL;
+	tm_error err;
+
+	(void)state;
+	c.path = "/tmp/tagmem-test-swap-badcfg";
+	c.size = 1 << 20;
+	c.page_size = 8192;
+	assert_int_equal(tm_swapfile_open(&c, &sf, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "8192"));
+	c.page_size = 4096;
+	c.size = 4096;
+	assert_int_equal(tm_swapfile_open(&c, &sf, &err), -EINVAL);
+	c.size = 1ull << 60;  /* more than any disk here */
+	assert_int_equal(tm_swapfile_open(&c, &sf, &err), -ENOSPC);
+	assert_non_null(strstr(err.msg, "free"));
+	c.path = "/nonexistent-dir/x";
+	c.size = 1 << 20;
+	assert_int_equal(tm_swapfile_open(&c, &sf, &err), -ENOENT);
+	assert_non_null(strstr(err.msg, "/nonexistent-dir/x"));
+	/* A directory: unnamed temporary file. */
+	c.path = "/tmp";
+	assert_int_equal(tm_swapfile_open(&c, &sf, &err), 0);
+	assert_int_equal(tm_swapfile_nslots(sf), 256);
+	uint8_t hdr[16];
+
+	assert_int_equal(tm_pread_full(tm_swapfile_fd(sf), hdr, 16, 0), 0);
+	assert_memory_equal(hdr, "TMSWAPv1", 8);
+	tm_swapfile_close(sf);
+}
+
+static void test_pager_config_refused(void **state)
+{
+	tm_swapfile *sf = st_swapfile("pcfg", 64 * (uint64_t)ST_PS, 0);
+	tm_region_config rc = { 0 };
+	tm_pager_config pc = { 0 };
+	tm_region *r;
+	tm_pager *p;
+	tm_error err;
+
+	(void)state;
+	rc.name = "big-pages";
+	rc.size = 4 * 16384;
+	assert_int_equal(tm_geom_mte(&rc.geom, 16384, &err), 0);
+	assert_int_equal(tm_region_create(&rc, &r, &err), 0);
+	pc.region = r;
+	pc.swap = sf;
+	assert_int_equal(tm_pager_create(&pc, &p, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "page size 16384"));
+	tm_region_destroy(r);
+	tm_swapfile_close(sf);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_truncated_explicit),
+		cmocka_unit_test(test_unreadable_explicit),
+		cmocka_unit_test(test_bad_configs),
+		cmocka_unit_test(test_pager_config_refused),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
