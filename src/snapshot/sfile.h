@@ -1,0 +1,62 @@
+/*
+ * sfile.h - the file underneath snapshots and core dumps: crash-safe
+ * creation (temporary name in the same directory, fsync, rename, fsync of
+ * the directory), O_DIRECT where the file system allows it with a clean
+ * fall-back to the page cache, and aligned buffers.
+ *
+ * An sfile holds two descriptors on the same file: a buffered one and, when
+ * the file system takes direct I/O, an O_DIRECT one. sfile_pwrite/pread use
+ * the direct descriptor for transfers whose offset, length and buffer are
+ * SFILE_ALIGN-aligned and the buffered one otherwise; a transfer refused by
+ * the direct path with EINVAL switches the file to buffered for good and
+ * says why in note. Both descriptors are fsynced before the rename.
+ * Thread safety: pwrite/pread may be called from many threads at once.
+ * Internal to the snapshot part.
+ */
+#ifndef TM_SNAPSHOT_SFILE_H
+#define TM_SNAPSHOT_SFILE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tagmem/error.h"
+#include "tagmem/snapshot.h"
+
+#define SFILE_ALIGN 4096u
+
+typedef struct sfile {
+	int fd;                 /* buffered */
+	int dfd;                /* O_DIRECT, or -1 */
+	int dirfd;              /* directory of a file being created, or -1 */
+	_Atomic bool direct;    /* dfd is in use */
+	uint64_t size;          /* size at open (readers) */
+	char *path;             /* final name */
+	char *tmp;              /* temporary name while creating, else NULL */
+	char note[160];         /* why direct I/O is off, or "" */
+} sfile;
+
+/* Create a temporary file next to path (mode 0644). */
+int sfile_create(sfile *f, const char *path, enum tm_snap_io io,
+		 tm_error *err);
+/* Set the final size, fsync, rename to path, fsync the directory; after
+ * sync_done (may be NULL) is called between the fsync and the rename. */
+int sfile_commit(sfile *f, uint64_t size, void (*sync_done)(void *),
+		 void *ctx, tm_error *err);
+/* Drop the file's pages from the page cache (after commit or open). */
+void sfile_drop_cache(sfile *f);
+/* Close; a file not committed is unlinked. */
+void sfile_close(sfile *f);
+
+/* Open an existing file for reading. */
+int sfile_open(sfile *f, const char *path, enum tm_snap_io io, tm_error *err);
+
+int sfile_pwrite(sfile *f, const void *buf, size_t len, uint64_t off,
+		 tm_error *err);
+/* Read exactly len bytes; -EBADMSG naming the offset at end of file. */
+int sfile_pread(sfile *f, void *buf, size_t len, uint64_t off, tm_error *err);
+
+/* SFILE_ALIGN-aligned zeroed allocation (len rounded up); free with free(). */
+void *sfile_alloc(size_t len);
+
+#endif

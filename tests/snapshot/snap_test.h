@@ -1,0 +1,216 @@
+/*
+ * snap_test.h - shared by the snapshot tests: a deterministic workload of
+ * tagged regions whose every page has a known class (zero, tag-only,
+ * untagged data, data with tags), a scratch directory per test run, and
+ * small file helpers (copy, flip a byte, truncate).
+ */
+#ifndef TM_TEST_SNAP_TEST_H
+#define TM_TEST_SNAP_TEST_H
+
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "common/util.h"
+#include "tagmem/region.h"
+#include "tagmem/snapshot.h"
+#include "tagmem/tags.h"
+
+enum st_class { ST_ZERO, ST_TAG_ONLY, ST_DATA_ONLY, ST_NORMAL };
+
+typedef struct st_counts {
+	uint64_t pages, normal, tagged, tag_only, zero;
+} st_counts;
+
+/* The class of page pg of a workload region (seeded). */
+static inline enum st_class st_class_of(uint64_t seed, size_t pg, bool tagged)
+{
+	tm_rng r;
+	uint64_t x;
+
+	tm_rng_seed(&r, seed * 1000003u + pg);
+	x = tm_rng_below(&r, 100);
+	if (x < 10)
+		return ST_ZERO;
+	if (!tagged)
+		return ST_DATA_ONLY;
+	if (x < 16)
+		return ST_TAG_ONLY;
+	if (x < 26)
+		return ST_DATA_ONLY;
+	return ST_NORMAL;
+}
+
+/* Page pg's data (half random, half a repeating pattern, so zstd has
+ * something to do) and packed tags (corpus mix, never all zero). */
+static inline void st_page(const tm_geom *g, uint64_t seed, size_t pg,
+			   bool tagged, uint8_t *data, uint8_t *tags,
+			   enum st_class *cls)
+{
+	enum st_class c = st_class_of(seed, pg, tagged);
+	size_t ps = g->page_size, tb = tm_geom_packed_bytes(g);
+	tm_rng r;
+
+	*cls = c;
+	memset(data, 0, ps);
+	if (tb)
+		memset(tags, 0, tb);
+	tm_rng_seed(&r, seed ^ (pg * 0x9e3779b97f4a7c15ull));
+	if (c == ST_DATA_ONLY || c == ST_NORMAL) {
+		for (size_t i = 0; i < ps / 2; i += 8) {
+			uint64_t v = tm_rng_next(&r);
+			memcpy(data + i, &v, 8);
+		}
+		for (size_t i = ps / 2; i < ps; i++)
+			data[i] = (uint8_t)(i * 7 + pg);
+	}
+	if (c == ST_TAG_ONLY || c == ST_NORMAL) {
+		tm_corpus_fill(TM_CORPUS_MIX, g, seed + pg, tags, 1);
+		if (tm_mem_is_zero(tags, tb))
+			tm_tag_set(tags, pg % tm_geom_granules(g), (uint8_t)(1 + pg % 15));
+	}
+}
+
+/* Create a region and fill it with the workload; counts accumulate. */
+static inline tm_region *st_region(const char *name, uint32_t ps,
+				   size_t npages, bool tagged, uint64_t seed,
+				   st_counts *cnt)
+{
+	tm_region_config cfg = { .name = name, .size = npages * ps,
+				 .backend = TM_BACKEND_SOFT };
+	uint8_t *data = malloc(ps), *tags = malloc(ps / 32 + 1);
+	tm_region *r = NULL;
+	tm_error err;
+
+	tm_error_clear(&err);
+	if (tagged)
+		assert_int_equal(tm_geom_mte(&cfg.geom, ps, &err), 0);
+	else
+		assert_int_equal(tm_geom_init(&cfg.geom, TM_META_NONE, ps, 0, 0, &err), 0);
+	assert_int_equal(tm_region_create(&cfg, &r, &err), 0);
+	for (size_t pg = 0; pg < npages; pg++) {
+		enum st_class c;
+
+		st_page(&cfg.geom, seed, pg, tagged, data, tags, &c);
+		if (c != ST_ZERO)
+			assert_int_equal(tm_region_write_page(r, pg, data,
+				(c == ST_TAG_ONLY || c == ST_NORMAL) ? tags : NULL, &err), 0);
+		if (cnt) {
+			cnt->pages++;
+			cnt->normal += c == ST_DATA_ONLY || c == ST_NORMAL;
+			cnt->tagged += c == ST_TAG_ONLY || c == ST_NORMAL;
+			cnt->tag_only += c == ST_TAG_ONLY;
+			cnt->zero += c == ST_ZERO;
+		}
+	}
+	free(data);
+	free(tags);
+	return r;
+}
+
+/* Fill every page of r with a recognisable pattern (data and tags). */
+static inline void st_pattern(tm_region *r, uint8_t byte)
+{
+	const tm_geom *g = tm_region_geom(r);
+	size_t ps = g->page_size, tb = tm_geom_packed_bytes(g);
+	uint8_t *data = malloc(ps), *tags = malloc(tb + 1);
+	tm_error err;
+
+	memset(data, byte, ps);
+	memset(tags, 0x5a, tb + 1);
+	for (size_t pg = 0; pg < tm_region_npages(r); pg++)
+		assert_int_equal(tm_region_write_page(r, pg, data, tb ? tags : NULL, &err), 0);
+	free(data);
+	free(tags);
+}
+
+/* Whether page pg of a and b hold the same data and tags. */
+static inline bool st_page_equal(tm_region *a, tm_region *b, size_t pg)
+{
+	const tm_geom *g = tm_region_geom(a);
+	size_t ps = g->page_size, tb = tm_geom_packed_bytes(g);
+	uint8_t *da = malloc(ps), *db = malloc(ps), *ta = calloc(1, tb + 1),
+		*tb2 = calloc(1, tb + 1);
+	tm_error err;
+	bool eq;
+
+	assert_int_equal(tm_region_read_page(a, pg, da, tb ? ta : NULL, &err), 0);
+	assert_int_equal(tm_region_read_page(b, pg, db, tb ? tb2 : NULL, &err), 0);
+	eq = memcmp(da, db, ps) == 0 && memcmp(ta, tb2, tb) == 0;
+	free(da);
+	free(db);
+	free(ta);
+	free(tb2);
+	return eq;
+}
+
+static inline uint64_t st_digest(tm_region *r)
+{
+	uint64_t d = 0;
+	tm_error err;
+
+	assert_int_equal(tm_region_digest(r, &d, &err), 0);
+	return d;
+}
+
+/* A fresh scratch directory under $TMPDIR (default /var/tmp: a real disk
+ * file system, so O_DIRECT is exercised). */
+static inline void st_tmpdir(char *out, size_t len, const char *tag)
+{
+	const char *base = getenv("TMPDIR");
+
+	snprintf(out, len, "%s/tagmem-%s-XXXXXX", base && *base ? base : "/var/tmp", tag);
+	assert_non_null(mkdtemp(out));
+}
+
+static inline void st_rmdir(const char *dir)
+{
+	char cmd[512];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
+static inline void st_copy(const char *from, const char *to)
+{
+	char cmd[1024];
+
+	snprintf(cmd, sizeof(cmd), "cp --sparse=always '%s' '%s'", from, to);
+	assert_int_equal(system(cmd), 0);
+}
+
+static inline uint64_t st_file_size(const char *path)
+{
+	struct stat st;
+
+	assert_int_equal(stat(path, &st), 0);
+	return (uint64_t)st.st_size;
+}
+
+static inline void st_flip(const char *path, uint64_t off, uint8_t mask)
+{
+	int fd = open(path, O_RDWR);
+	uint8_t b;
+
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, &b, 1, (off_t)off), 1);
+	b ^= mask;
+	assert_int_equal(pwrite(fd, &b, 1, (off_t)off), 1);
+	close(fd);
+}
+
+static inline void st_truncate(const char *path, uint64_t len)
+{
+	assert_int_equal(truncate(path, (off_t)len), 0);
+}
+
+#endif
