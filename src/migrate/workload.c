@@ -70,10 +70,8 @@ int tm_workload_fill(tm_region *r, uint64_t seed, unsigned zero_pct,
 			unsigned cls = (unsigned)tm_rng_below(&rng, 100);
 			uint8_t *t = tb ? tags + i * tb : NULL;
 
-			if (cls < zero_pct) {
-				rc = tm_region_zero_page(r, base + i, err);
-				continue;
-			}
+			if (cls < zero_pct)
+				continue;   /* a fresh region reads as zero already */
 			if (cls < zero_pct + tag_only_pct && tb) {
 				ensure_tagged(t, tb, &rng);
 				rc = tm_region_write_page(r, base + i, zero, t, err);

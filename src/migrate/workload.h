@@ -31,7 +31,7 @@ typedef struct tm_workload_config {
 } tm_workload_config;
 
 /*
- * Fill a region: zero_pct % zero pages, tag_only_pct % tag-only pages (data
+ * Fill a fresh (all-zero) region: zero_pct % zero pages, tag_only_pct % tag-only pages (data
  * zero, tags not), the rest data (half random, half compressible) with tags
  * from the corpus mix. Deterministic for the seed.
  */
