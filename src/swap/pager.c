@@ -17,26 +17,37 @@
 
 /* ---- I/O buffer pool ------------------------------------------- */
 
+/*
+ * The data buffers come first, each 2 MiB aligned inside one mapping that
+ * asks for transparent huge pages, then the tag buffers. Copies to and from
+ * a folio buffer then touch one huge page instead of 512 small ones: under
+ * virtualization the TLB misses of small pages made pwrite's copy several
+ * times slower.
+ */
 static int pool_init(struct tm_iopool *pl, size_t ps, size_t packed)
 {
-	size_t dlen = (size_t)FOLIO_MAX * ps;
-	size_t tlen = ((size_t)FOLIO_MAX * packed + 4095) & ~(size_t)4095;
+	const size_t huge = 2u << 20;
+	size_t dlen = ((size_t)FOLIO_MAX * ps + huge - 1) & ~(huge - 1);
+	size_t tlen = (size_t)FOLIO_MAX * packed;
+	uint8_t *base;
 
-	pl->map_len = POOL_BUFS * (dlen + tlen);
+	pl->map_len = POOL_BUFS * (dlen + tlen) + huge;
 	pl->map = mmap(NULL, pl->map_len, PROT_READ | PROT_WRITE,
 		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (pl->map == MAP_FAILED) {
 		pl->map = NULL;
 		return -ENOMEM;
 	}
+	base = (uint8_t *)(((uintptr_t)pl->map + huge - 1) & ~(uintptr_t)(huge - 1));
+	madvise(base, POOL_BUFS * dlen, MADV_HUGEPAGE);  /* a hint: may fail */
 	pl->bufs = calloc(POOL_BUFS, sizeof(*pl->bufs));
 	if (!pl->bufs)
 		return -ENOMEM;
 	for (unsigned i = 0; i < POOL_BUFS; i++) {
 		struct tm_iobuf *b = &pl->bufs[i];
 
-		b->data = (uint8_t *)pl->map + i * (dlen + tlen);
-		b->tags = b->data + dlen;
+		b->data = base + i * dlen;
+		b->tags = base + POOL_BUFS * dlen + i * tlen;
 		b->next = pl->free;
 		pl->free = b;
 	}

@@ -384,11 +384,16 @@ size_t tm_swap_stats_format(const tm_swap_stats *st, char *buf, size_t len)
 	     st->pages_in, st->pages_in_fault, st->folio_swapins,
 	     st->page_swapins, st->tag_restores, st->pages_discarded,
 	     st->read_errors, st->bytes_written, st->bytes_read);
-	for (unsigned c = 0; c < TM_TS_NCLASSES; c++)
+	for (unsigned c = 0; c < TM_TS_NCLASSES; c++) {
+		/* A stream record as big as the raw tags is never kept. */
+		if (c != TM_TS_RAW && c != TM_TS_INLINE &&
+		    class_bytes(st, c) >= (size_t)st->page_size / 32)
+			continue;
 		emit(buf, len, &at,
 		     "%zu bytes (%s): %" PRIu64 " allocations, %" PRIu64 " deallocations, %" PRIu64 " live\n",
 		     class_bytes(st, c), tm_tagstore_class_name((enum tm_tagstore_class)c),
 		     t->allocs[c], t->frees[c], t->live[c]);
+	}
 	emit(buf, len, &at,
 	     "uncompressed tag storage size: %" PRIu64 "\n"
 	     "compressed tag storage size: %" PRIu64 "\n"
