@@ -480,7 +480,8 @@ static int expect(tm_migration *m, uint16_t type, uint8_t *buf, uint32_t len,
 		  tm_error *err)
 {
 	tm_frame f;
-	int rc = tm_ctrl_wait(m, &f, buf, TM_TEXT_MAX + 1, -1, err);
+	int rc = tm_ctrl_wait(m, &f, buf, TM_TEXT_MAX + 1, (int)m->cfg.timeout_ms,
+			      err);
 
 	if (rc == 0 && (f.type != type || f.len != len))
 		rc = tm_error_set(err, -EPROTO,

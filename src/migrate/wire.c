@@ -29,7 +29,7 @@ void tm_frame_encode(uint8_t hdr[TM_FRAME_HDR], const tm_frame *f)
 	tm_put16(hdr + 6, f->channel);
 	tm_put64(hdr + 8, f->seq);
 	tm_put32(hdr + 16, f->len);
-	tm_put32(hdr + 20, f->flags);
+	tm_put32(hdr + 20, (uint32_t)XXH3_64bits(hdr, 20));
 	tm_put64(hdr + 24, f->checksum);
 }
 
@@ -62,8 +62,14 @@ int tm_frame_decode(const uint8_t hdr[TM_FRAME_HDR], unsigned chan,
 	f->channel = tm_get16(hdr + 6);
 	f->seq = tm_get64(hdr + 8);
 	f->len = tm_get32(hdr + 16);
-	f->flags = tm_get32(hdr + 20);
+	f->hcheck = tm_get32(hdr + 20);
 	f->checksum = tm_get64(hdr + 24);
+	if (f->hcheck != (uint32_t)XXH3_64bits(hdr, 20))
+		return tm_error_set(err, -EBADMSG,
+			"channel %u: packet %llu: header check mismatch (wire 0x%08x, "
+			"computed 0x%08x): corrupted in transit", chan,
+			(unsigned long long)expect_seq, f->hcheck,
+			(uint32_t)XXH3_64bits(hdr, 20));
 	if (f->type == 0 || f->type > TM_F_TYPE_MAX)
 		return tm_error_set(err, -EBADMSG,
 			"channel %u: packet %llu: unknown frame type %u",
@@ -77,10 +83,6 @@ int tm_frame_decode(const uint8_t hdr[TM_FRAME_HDR], unsigned chan,
 			"channel %u: sequence number %llu where %llu was expected "
 			"(lost, repeated or reordered packet)", chan,
 			(unsigned long long)f->seq, (unsigned long long)expect_seq);
-	if (f->flags != 0)
-		return tm_error_set(err, -EBADMSG,
-			"channel %u: packet %llu: reserved flags 0x%x set",
-			chan, (unsigned long long)f->seq, f->flags);
 	if (f->len > max_len)
 		return tm_error_set(err, -EMSGSIZE,
 			"channel %u: packet %llu (%s): payload of %u bytes exceeds "
@@ -236,10 +238,9 @@ const char *tm_neg_meta_desc(const tm_geom *g, char *buf, size_t len)
 	if (g->kind == TM_META_NONE)
 		snprintf(buf, len, "none");
 	else if (g->kind == TM_META_MTE)
-		snprintf(buf, len, "MTE %ub/%uB tags (v%u)", g->bits, g->granule,
-			 g->version);
+		snprintf(buf, len, "MTE %ub/%uB tags", g->bits, g->granule);
 	else
-		snprintf(buf, len, "kind-%u metadata %ub/%uB (v%u)", g->kind,
-			 g->bits, g->granule, g->version);
+		snprintf(buf, len, "kind-%u metadata %ub/%uB", g->kind, g->bits,
+			 g->granule);
 	return buf;
 }

@@ -57,7 +57,7 @@ typedef struct tm_frame {
 	uint16_t channel;
 	uint64_t seq;
 	uint32_t len;       /* payload bytes */
-	uint32_t flags;     /* reserved, zero */
+	uint32_t hcheck;    /* low 32 bits of XXH3-64 of header[0..20): always */
 	uint64_t checksum;  /* XXH3-64 of header[0..24) + payload; 0 = none */
 } tm_frame;
 
@@ -118,8 +118,8 @@ const char *tm_frame_type_name(unsigned type);
 
 /* ---- frames ------------------------------------------------------ */
 
-/* Write the 32-byte header; the checksum field is filled by the caller's
- * tm_frame_seal after the payload is known. */
+/* Write the 32-byte header with its header check; the payload checksum is
+ * filled by tm_frame_seal once the payload is known. */
 void tm_frame_encode(uint8_t hdr[TM_FRAME_HDR], const tm_frame *f);
 
 /* Compute and store the checksum over hdr and the payload pieces. */
@@ -127,8 +127,9 @@ void tm_frame_seal(uint8_t hdr[TM_FRAME_HDR], const void *const *piece,
 		   const size_t *piece_len, size_t npieces);
 
 /*
- * Parse and check a header read from channel `chan`: magic, type known,
- * flags zero, channel field == chan, seq == expect_seq, len <= max_len.
+ * Parse and check a header read from channel `chan`: magic, header check
+ * (so a corrupted length is refused before waiting for its bytes), type
+ * known, channel field == chan, seq == expect_seq, len <= max_len.
  * The message names the channel and the packet number.
  */
 int tm_frame_decode(const uint8_t hdr[TM_FRAME_HDR], unsigned chan,
