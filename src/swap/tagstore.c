@@ -114,9 +114,11 @@ int tm_ts_value_make(const struct tm_tagstore *ts, const uint8_t *packed,
 	size_t len;
 	int rc;
 
+	/* An EA0 inline handle has bit 0 set and bit 63 clear (Linux stores it
+	 * as an XArray value the same way): it is the value itself. */
 	rc = tm_ea0_compress(ts->geom.page_size, packed, &handle, NULL);
-	if (rc == 0 && (handle >> 63) == 0) {
-		*val = (handle << 1) | 1;
+	if (rc == 0 && (handle & 1) && (handle >> 63) == 0) {
+		*val = handle;
 		return 0;
 	}
 	rc = tm_tagstream_encode(&ts->geom, packed, 1, 0, scratch,
@@ -134,7 +136,7 @@ int tm_ts_value_decode(const struct tm_tagstore *ts, uint64_t val,
 		       uint8_t *packed, tm_error *err)
 {
 	if (is_inline(val))
-		return tm_ea0_decompress(ts->geom.page_size, val >> 1, packed, err);
+		return tm_ea0_decompress(ts->geom.page_size, val, packed, err);
 	const uint8_t *p = ptr_of(val);
 
 	if (!p)

@@ -4,7 +4,8 @@
  * pages have an entry; why Judy: docs/parts/swap.md).
  *
  * A value is one machine word (encoding: docs/format/swap.md):
- *   bit 0 = 1  EA0 inline handle, (handle << 1) | 1: 8 bytes, no allocation
+ *   bit 0 = 1  the EA0 inline handle itself (bit 0 set, bit 63 clear, as
+ *              Linux stores it in an XArray): 8 bytes, no allocation
  *   bit 0 = 0  pointer to a 16-byte aligned allocation | (class << 1):
  *              class 0..6: stream-codec record of 16 << class bytes
  *                          (u16 little-endian length, then the encoding)

@@ -215,6 +215,123 @@ static void test_pager_config_refused(void **state)
 	tm_swapfile_close(sf);
 }
 
+/* ---- through a fault: SIGBUS to the faulting thread ------------------ */
+
+static _Thread_local sigjmp_buf *bus_jmp;
+
+static void on_sigbus(int sig)
+{
+	(void)sig;
+	if (bus_jmp)
+		siglongjmp(*bus_jmp, 1);
+	abort();
+}
+
+struct faulter {
+	tm_region *r;
+	size_t pg;
+	bool got_sigbus;
+	uint8_t seen;
+};
+
+static void *fault_thread(void *arg)
+{
+	struct faulter *f = arg;
+	sigjmp_buf jb;
+
+	bus_jmp = &jb;
+	if (sigsetjmp(jb, 1) == 0)
+		f->seen = *(volatile uint8_t *)tm_region_ptr(f->r, f->pg * ST_PS + 100);
+	else
+		f->got_sigbus = true;
+	bus_jmp = NULL;
+	return NULL;
+}
+
+static bool touch_in_thread(tm_region *r, size_t pg, uint8_t *seen)
+{
+	struct faulter f = { r, pg, false, 0 };
+	pthread_t th;
+
+	assert_int_equal(pthread_create(&th, NULL, fault_thread, &f), 0);
+	pthread_join(th, NULL);
+	*seen = f.seen;
+	return f.got_sigbus;
+}
+
+static void truncated_fault(enum tm_swapin_mode mode)
+{
+	struct sigaction sa = { 0 }, old;
+	struct broken b;
+	tm_swap_stats st;
+	tm_error err;
+	uint8_t seen;
+	tm_pager_config pc = { 0 };
+
+	b.sf = st_swapfile("trunc-fault", 4 * 512 * (uint64_t)ST_PS, 0);
+	b.r = st_region("trunc-fault", NPAGES, true);
+	pc.region = b.r;
+	pc.swap = b.sf;
+	pc.lazy = true;
+	pc.fault_mode = mode;
+	if (tm_pager_create(&pc, &b.p, &err) != 0) {
+		print_message("lazy placement unavailable: %s\n", err.msg);
+		tm_region_destroy(b.r);
+		tm_swapfile_close(b.sf);
+		skip();
+	}
+	st_model_init(&b.m, NPAGES);
+	st_fill(b.r, &b.m, 98, 4);
+	assert_int_equal(tm_swap_out_range(b.p, 0, NPAGES, 3, NULL, &err), 0);
+	struct stat fst;
+
+	assert_int_equal(fstat(tm_swapfile_fd(b.sf), &fst), 0);
+	b.saved_len = fst.st_size;
+	b.saved = malloc((size_t)fst.st_size);
+	assert_int_equal(tm_pread_full(tm_swapfile_fd(b.sf), b.saved, (size_t)fst.st_size, 0), 0);
+	tm_swapfile_stats(b.sf, &st);
+	size_t tags_before = st.tags.entries;
+
+	truncate_after_page(&b, 8);
+	sa.sa_handler = on_sigbus;
+	sigemptyset(&sa.sa_mask);
+	assert_int_equal(sigaction(SIGBUS, &sa, &old), 0);
+	assert_true(touch_in_thread(b.r, 10, &seen));
+	/* Nothing placed: no garbage, no zero page; the page stays swapped. */
+	expect_untouched(&b, 10, tags_before);
+	assert_int_equal(tm_region_lazy_error(b.r, &err), -EIO);
+	assert_non_null(strstr(err.msg, "truncated"));
+	assert_non_null(strstr(err.msg, "slot "));
+	/* Through the API the same failure is an error, not a signal. */
+	uint8_t data[ST_PS], tags[ST_PK];
+
+	assert_int_equal(tm_region_read_page(b.r, 12, data, tags, &err), -EIO);
+	assert_non_null(strstr(err.msg, "file offset"));
+	expect_untouched(&b, 12, tags_before);
+	/* Pages of intact folios still fault in. */
+	assert_false(touch_in_thread(b.r, 3, &seen));
+	assert_int_equal(seen, b.m.data[3 * ST_PS + 100]);
+	/* Repaired: the page that failed now faults in intact. */
+	repair(&b);
+	assert_false(touch_in_thread(b.r, 10, &seen));
+	assert_int_equal(seen, b.m.data[10 * ST_PS + 100]);
+	assert_int_equal(sigaction(SIGBUS, &old, NULL), 0);
+	st_check_all(b.r, &b.m);
+	teardown(&b);
+}
+
+static void test_truncated_fault_folio_mode(void **state)
+{
+	(void)state;
+	truncated_fault(TM_SWAPIN_FOLIO);
+}
+
+static void test_truncated_fault_page_mode(void **state)
+{
+	(void)state;
+	truncated_fault(TM_SWAPIN_PAGE);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -222,6 +339,8 @@ int main(void)
 		cmocka_unit_test(test_unreadable_explicit),
 		cmocka_unit_test(test_bad_configs),
 		cmocka_unit_test(test_pager_config_refused),
+		cmocka_unit_test(test_truncated_fault_folio_mode),
+		cmocka_unit_test(test_truncated_fault_page_mode),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
