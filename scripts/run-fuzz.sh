@@ -7,7 +7,7 @@ secs=${2:-20}
 shopt -s nullglob
 ran=0
 for f in "$build"/fuzz/fuzz_*; do
-  [ -x "$f" ] || continue
+  [ -f "$f" ] && [ -x "$f" ] || continue   # skip meson's *.p object dirs
   name=$(basename "$f")
   corpus="$build/fuzz/corpus-$name"
   mkdir -p "$corpus"
