@@ -351,32 +351,28 @@ static int write_data(tm_pager *p, struct out_folio *f, tm_error *err)
 	return 0;
 }
 
-static void unstore_tags(tm_pager *p, struct out_folio *f, size_t upto)
-{
-	uint64_t val;
-
-	for (size_t i = 0; i < upto; i++)
-		if (f->tagged[i] && tm_tagstore_take(&p->sf->ts, f->first + i, &val))
-			tm_ts_value_free(val);
-}
-
+/* Build every tagged subpage's value, then insert them with one lock
+ * round trip. On failure nothing is stored. */
 static int store_tags(tm_pager *p, struct out_folio *f, tm_error *err)
 {
-	for (size_t i = 0; i < f->n; i++) {
-		uint64_t val;
-		int rc;
+	uint64_t vals[FOLIO_MAX];
+	int rc = 0;
+	size_t i;
 
-		if (!f->tagged[i])
-			continue;
-		rc = tm_ts_value_make(&p->sf->ts, f->b->tags + i * p->packed,
-				      &val, err);
-		if (!rc && (rc = tm_tagstore_put(&p->sf->ts, f->first + i, val, err)) != 0)
-			tm_ts_value_free(val);
-		if (rc) {
-			unstore_tags(p, f, i);
-			return tm_error_wrap(err, rc, "storing tags of region %s page %zu",
-					     tm_region_name(p->r), f->pg + i);
-		}
+	for (i = 0; i < f->n && !rc; i++) {
+		vals[i] = 0;
+		if (f->tagged[i])
+			rc = tm_ts_value_make(&p->sf->ts, f->b->tags + i * p->packed,
+					      &vals[i], err);
+	}
+	if (!rc)
+		rc = tm_tagstore_put_batch(&p->sf->ts, f->first, f->n, vals, err);
+	if (rc) {
+		for (size_t k = 0; k < i; k++)
+			if (vals[k])
+				tm_ts_value_free(vals[k]);
+		return tm_error_wrap(err, rc, "storing the tags of region %s folio at page %zu",
+				     tm_region_name(p->r), f->pg);
 	}
 	return 0;
 }

@@ -50,6 +50,81 @@ size_t tm_ts_value_bytes(const struct tm_tagstore *ts, uint64_t val)
 	return 8 + alloc_size(ts, val);
 }
 
+/*
+ * The handle of a page whose granules all carry tag t, for each t: pages of
+ * one tag (untagged-but-PROT_MTE, large allocations, stacks) are the most
+ * common kind, and recognising them costs a word compare per 8 bytes
+ * instead of a full EA0 encode. The handles come from tm_ea0_compress
+ * itself, so they are exactly what it would produce.
+ */
+static int init_uniform(struct tm_tagstore *ts, tm_error *err)
+{
+	uint8_t buf[TM_PAGE_SIZE_MAX / 32];
+
+	for (unsigned t = 0; t < 16; t++) {
+		memset(buf, (int)(t * 0x11), ts->packed);
+		if (tm_ea0_compress(ts->geom.page_size, buf, &ts->uniform[t], err) != 0 ||
+		    !(ts->uniform[t] & 1))
+			return tm_error_wrap(err, -EINVAL,
+					     "tag store: EA0 handle of a one-tag page");
+	}
+	ts->max_inline = tm_ea0_max_inline_ranges(ts->geom.page_size);
+	return 0;
+}
+
+/* The tag of a one-tag page, or -1. */
+static int uniform_tag(const struct tm_tagstore *ts, const uint8_t *p)
+{
+	uint64_t w, first;
+
+	if ((p[0] >> 4) != (p[0] & 0xF))
+		return -1;
+	first = 0x0101010101010101ull * p[0];
+	for (size_t i = 0; i < ts->packed; i += 8) {
+		memcpy(&w, p + i, 8);
+		if (w != first)
+			return -1;
+	}
+	return p[0] & 0xF;
+}
+
+/* Runs of equal tags in a page: 1 + the granules whose tag differs from
+ * the previous granule's, eight bytes (16 granules) at a time. */
+static size_t count_runs(const struct tm_tagstore *ts, const uint8_t *p)
+{
+	const uint64_t lows = 0x1111111111111111ull;
+	size_t words = ts->packed / 8, changes = 0;
+	uint64_t w, next = 0;
+
+	memcpy(&w, p, 8);
+	for (size_t i = 0; i < words; i++) {
+		if (i + 1 < words)
+			memcpy(&next, p + 8 * (i + 1), 8);
+		/* each nibble against the one after it (the next word's first
+		 * for the last nibble, except at the end of the page) */
+		uint64_t x = w ^ ((w >> 4) | (next << 60));
+
+		if (i + 1 == words)
+			x &= ~((uint64_t)0xF << 60);
+		x |= x >> 1;
+		x |= x >> 2;
+		changes += (size_t)__builtin_popcountll(x & lows);
+		w = next;
+	}
+	return changes + 1;
+}
+
+/*
+ * Fewest bytes the stream codec can spend on one page of nruns runs
+ * (docs/format/tags.md "Tag stream": a 3-byte header for one page, the
+ * class byte, a nibble per run value, at least a byte per run length but
+ * the last). Only used to skip an encode that cannot beat the raw tags.
+ */
+static size_t stream_floor(size_t nruns)
+{
+	return 3 + 1 + (nruns + 1) / 2 + (nruns - 1);
+}
+
 int tm_tagstore_init(struct tm_tagstore *ts, uint32_t page_size, tm_error *err)
 {
 	int rc;
@@ -59,6 +134,9 @@ int tm_tagstore_init(struct tm_tagstore *ts, uint32_t page_size, tm_error *err)
 	if (rc)
 		return rc;
 	ts->packed = tm_geom_packed_bytes(&ts->geom);
+	rc = init_uniform(ts, err);
+	if (rc)
+		return rc;
 	if (tm_tagstream_bound(&ts->geom, 1) > TM_TS_SCRATCH)
 		return tm_error_set(err, -EOVERFLOW,
 				    "tag store: stream bound %zu for one %u B page exceeds the %u B scratch",
@@ -111,16 +189,24 @@ int tm_ts_value_make(const struct tm_tagstore *ts, const uint8_t *packed,
 {
 	uint8_t scratch[TM_TS_SCRATCH];
 	uint64_t handle;
-	size_t len;
-	int rc;
+	size_t len, nruns;
+	int t = uniform_tag(ts, packed), rc;
 
+	if (t >= 0) {
+		*val = ts->uniform[t];
+		return 0;
+	}
 	/* An EA0 inline handle has bit 0 set and bit 63 clear (Linux stores it
 	 * as an XArray value the same way): it is the value itself. */
-	rc = tm_ea0_compress(ts->geom.page_size, packed, &handle, NULL);
-	if (rc == 0 && (handle & 1) && (handle >> 63) == 0) {
+	nruns = count_runs(ts, packed);
+	if (nruns <= ts->max_inline &&
+	    tm_ea0_compress(ts->geom.page_size, packed, &handle, NULL) == 0 &&
+	    (handle & 1) && (handle >> 63) == 0) {
 		*val = handle;
 		return 0;
 	}
+	if (stream_class(ts, stream_floor(nruns)) == RAW_CLASS)
+		return make_alloc(ts, RAW_CLASS, packed, ts->packed, val, err);
 	rc = tm_tagstream_encode(&ts->geom, packed, 1, 0, scratch,
 				 sizeof(scratch), &len, err);
 	if (rc)
@@ -135,8 +221,15 @@ int tm_ts_value_make(const struct tm_tagstore *ts, const uint8_t *packed,
 int tm_ts_value_decode(const struct tm_tagstore *ts, uint64_t val,
 		       uint8_t *packed, tm_error *err)
 {
-	if (is_inline(val))
+	if (is_inline(val)) {
+		for (unsigned t = 0; t < 16; t++) {
+			if (val == ts->uniform[t]) {
+				memset(packed, (int)(t * 0x11), ts->packed);
+				return 0;
+			}
+		}
 		return tm_ea0_decompress(ts->geom.page_size, val, packed, err);
+	}
 	const uint8_t *p = ptr_of(val);
 
 	if (!p)
@@ -194,6 +287,40 @@ int tm_tagstore_put(struct tm_tagstore *ts, uint64_t slot, uint64_t val,
 	} else {
 		*pv = (void *)(uintptr_t)val;
 		count(ts, val, true);
+	}
+	pthread_mutex_unlock(&ts->lock);
+	return rc;
+}
+
+int tm_tagstore_put_batch(struct tm_tagstore *ts, uint64_t first, size_t n,
+			  const uint64_t *vals, tm_error *err)
+{
+	size_t i;
+	int rc = 0;
+
+	pthread_mutex_lock(&ts->lock);
+	for (i = 0; i < n; i++) {
+		PPvoid_t pv;
+
+		if (!vals[i])
+			continue;
+		pv = JudyLIns((PPvoid_t)&ts->judy, (Word_t)(first + i), PJE0);
+		if (pv == PPJERR || *pv) {
+			rc = tm_error_set(err, pv == PPJERR ? -ENOMEM : -EEXIST,
+					  "tag store: cannot insert tags for slot %llu%s",
+					  (unsigned long long)(first + i),
+					  pv == PPJERR ? " (out of memory)" : ": it already holds tags");
+			break;
+		}
+		*pv = (void *)(uintptr_t)vals[i];
+		count(ts, vals[i], true);
+	}
+	/* All or nothing: undo what this call inserted before the failure. */
+	for (size_t k = 0; rc && k < i; k++) {
+		if (vals[k]) {
+			JudyLDel((PPvoid_t)&ts->judy, (Word_t)(first + k), PJE0);
+			count(ts, vals[k], false);
+		}
 	}
 	pthread_mutex_unlock(&ts->lock);
 	return rc;

@@ -30,6 +30,8 @@ struct tm_tagstore {
 	void *judy;                         /* Pvoid_t JudyL root */
 	tm_geom geom;                       /* MTE at the swap page size */
 	size_t packed;                      /* packed tag bytes per page */
+	uint64_t uniform[16];               /* EA0 handle of a page all tag t */
+	unsigned max_inline;                /* EA0 inline runs at this size */
 	uint64_t allocs[TM_TS_NCLASSES];    /* under lock */
 	uint64_t frees[TM_TS_NCLASSES];
 	uint64_t bytes_used;
@@ -67,6 +69,11 @@ bool tm_tagstore_take(struct tm_tagstore *ts, uint64_t slot, uint64_t *val);
 /* Copy slot's value without erasing it. The caller must own the slot (hold
  * its folio lock) so that nobody frees the value meanwhile. */
 bool tm_tagstore_peek(struct tm_tagstore *ts, uint64_t slot, uint64_t *val);
+/* Insert the values of n consecutive slots from first; vals[i] == 0 means
+ * "no tags for this slot". All or nothing: on error nothing is inserted
+ * (and the store owns none of vals). One lock round trip for a folio. */
+int tm_tagstore_put_batch(struct tm_tagstore *ts, uint64_t first, size_t n,
+			  const uint64_t *vals, tm_error *err);
 /* Whether slot has a value (tests, assertions). */
 bool tm_tagstore_has(struct tm_tagstore *ts, uint64_t slot);
 /* Erase and free every value with first <= slot <= last; adds the count

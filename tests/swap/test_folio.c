@@ -74,9 +74,9 @@ static void swap_in_both_ways(tm_pager *p, unsigned order)
 	assert_int_equal(tm_swap_in_page(p, 0, &err), 0);
 }
 
-static void run_order(unsigned order)
+static void run_order_flags(unsigned order, unsigned flags)
 {
-	tm_swapfile *sf = st_swapfile("folio", (NPAGES + 2 * 512) * (uint64_t)ST_PS, 0);
+	tm_swapfile *sf = st_swapfile("folio", (NPAGES + 2 * 512) * (uint64_t)ST_PS, flags);
 	tm_region *r = st_region("folio", NPAGES, true);
 	tm_pager *p = st_pager(r, sf, false, TM_SWAPIN_FOLIO);
 	struct st_model m;
@@ -101,6 +101,20 @@ static void run_order(unsigned order)
 	tm_region_destroy(r);
 	tm_swapfile_close(sf);
 	st_model_free(&m);
+}
+
+static void run_order(unsigned order)
+{
+	run_order_flags(order, 0);
+}
+
+/* O_DIRECT: slot I/O bypasses the page cache; buffers and offsets must be
+ * aligned, which the folio buffers and slot offsets are. */
+static void test_direct_io(void **state)
+{
+	(void)state;
+	run_order_flags(0, TM_SWAPFILE_DIRECT);
+	run_order_flags(9, TM_SWAPFILE_DIRECT | TM_SWAPFILE_SPARSE);
 }
 
 #define ORDER_TEST(k) \
@@ -200,6 +214,7 @@ int main(void)
 		cmocka_unit_test(test_order_4), cmocka_unit_test(test_order_5),
 		cmocka_unit_test(test_order_6), cmocka_unit_test(test_order_7),
 		cmocka_unit_test(test_order_8), cmocka_unit_test(test_order_9),
+		cmocka_unit_test(test_direct_io),
 		cmocka_unit_test(test_untagged_region_stores_nothing),
 		cmocka_unit_test(test_zero_pages_are_not_written),
 		cmocka_unit_test(test_bad_arguments),

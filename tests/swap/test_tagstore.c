@@ -15,6 +15,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "common/util.h"
 #include "swap/tagstore.h"
 #include "tagmem/tags.h"
 
@@ -205,6 +206,111 @@ static void test_corrupt_record_is_refused(void **state)
 	tm_tagstore_fini(&ts);
 }
 
+/* The shortcuts (one-tag pages, run counting, skipping stream encodes that
+ * cannot beat raw) must choose exactly what the plain rule would. */
+static void test_shortcuts_match_plain_rule(void **state)
+{
+	(void)state;
+	for (unsigned s = 0; s < 3; s++) {
+		struct tm_tagstore ts;
+		tm_error err;
+		const size_t npages = 400;
+
+		assert_int_equal(tm_tagstore_init(&ts, page_sizes[s], &err), 0);
+		size_t pk = ts.packed;
+		uint8_t *tags = calloc(npages, pk), back[2048], enc[4096];
+		tm_rng rng;
+
+		tm_rng_seed(&rng, 5 + s);
+		/* k runs with random boundaries (odd granules, word edges). */
+		for (size_t i = 0; i < npages; i++) {
+			uint8_t *pg = tags + i * pk;
+			size_t g = tm_geom_granules(&ts.geom), k = 1 + i % 60;
+			uint8_t tag = (uint8_t)tm_rng_below(&rng, 16);
+
+			for (size_t j = 0, b = 0; j < g; j++) {
+				if (b < k - 1 && tm_rng_below(&rng, g / k + 1) == 0) {
+					tag = (uint8_t)((tag + 1 + tm_rng_below(&rng, 15)) & 0xF);
+					b++;
+				}
+				tm_tag_set(pg, j, tag);
+			}
+		}
+		tm_corpus_fill(TM_CORPUS_ALLOC, &ts.geom, 9, tags + (npages - 100) * pk, 100);
+		for (size_t i = 0; i < npages; i++) {
+			const uint8_t *pg = tags + i * pk;
+			uint64_t val, h;
+			size_t len;
+			bool fits = tm_ea0_compress(page_sizes[s], pg, &h, NULL) == 0;
+
+			assert_int_equal(tm_ts_value_make(&ts, pg, &val, &err), 0);
+			assert_int_equal(tm_ts_value_class(val) == TM_TS_INLINE, fits);
+			if (fits)
+				assert_int_equal(val, h);
+			assert_int_equal(tm_ts_value_decode(&ts, val, back, &err), 0);
+			assert_memory_equal(back, pg, pk);
+			/* Never raw when a stream record would have been smaller. */
+			assert_int_equal(tm_tagstream_encode(&ts.geom, pg, 1, 0, enc, sizeof(enc),
+							     &len, &err), 0);
+			size_t cls = 16;
+
+			while (cls < len + 2)
+				cls <<= 1;
+			if (!fits && cls < pk && cls <= 1024)
+				assert_int_equal(tm_ts_value_bytes(&ts, val), 8 + cls);
+			tm_ts_value_free(val);
+		}
+		/* Every one-tag page is the EA0 handle tm_ea0_compress gives. */
+		for (unsigned t = 0; t < 16; t++) {
+			uint64_t val, h;
+
+			memset(tags, (int)(t * 0x11), pk);
+			assert_int_equal(tm_ea0_compress(page_sizes[s], tags, &h, NULL), 0);
+			assert_int_equal(tm_ts_value_make(&ts, tags, &val, &err), 0);
+			assert_int_equal(val, h);
+			memset(back, 0xEE, pk);
+			assert_int_equal(tm_ts_value_decode(&ts, val, back, &err), 0);
+			assert_memory_equal(back, tags, pk);
+		}
+		free(tags);
+		tm_tagstore_fini(&ts);
+	}
+}
+
+static void test_put_batch_all_or_nothing(void **state)
+{
+	struct tm_tagstore ts;
+	uint8_t tags[128];
+	uint64_t vals[8] = { 0 }, old, got;
+	tm_tagstore_stats st;
+	tm_error err;
+
+	(void)state;
+	assert_int_equal(tm_tagstore_init(&ts, 4096, &err), 0);
+	tm_corpus_fill(TM_CORPUS_RANDOM, &ts.geom, 1, tags, 1);
+	assert_int_equal(tm_ts_value_make(&ts, tags, &old, &err), 0);
+	assert_int_equal(tm_tagstore_put(&ts, 105, old, &err), 0);
+	for (int i = 1; i < 8; i += 2)
+		assert_int_equal(tm_ts_value_make(&ts, tags, &vals[i], &err), 0);
+	/* Slot 105 (index 5) is taken: nothing of the batch goes in. */
+	assert_int_equal(tm_tagstore_put_batch(&ts, 100, 8, vals, &err), -EEXIST);
+	assert_non_null(strstr(err.msg, "105"));
+	assert_false(tm_tagstore_has(&ts, 101));
+	assert_false(tm_tagstore_has(&ts, 103));
+	assert_true(tm_tagstore_peek(&ts, 105, &got));
+	assert_int_equal(got, old);
+	tm_tagstore_get_stats(&ts, &st);
+	assert_int_equal(st.entries, 1);
+	assert_int_equal(st.bytes_used, 8 + 128);
+	/* Elsewhere the same batch goes in whole. */
+	assert_int_equal(tm_tagstore_put_batch(&ts, 200, 8, vals, &err), 0);
+	for (int i = 0; i < 8; i++)
+		assert_int_equal(tm_tagstore_has(&ts, 200 + (uint64_t)i), i % 2 == 1);
+	tm_tagstore_get_stats(&ts, &st);
+	assert_int_equal(st.entries, 5);
+	tm_tagstore_fini(&ts);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -213,6 +319,8 @@ int main(void)
 		cmocka_unit_test(test_put_peek_take),
 		cmocka_unit_test(test_invalidate_range_and_stats),
 		cmocka_unit_test(test_corrupt_record_is_refused),
+		cmocka_unit_test(test_shortcuts_match_plain_rule),
+		cmocka_unit_test(test_put_batch_all_or_nothing),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
