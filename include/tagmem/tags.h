@@ -148,6 +148,18 @@ int tm_ea0_decompress(uint32_t page_size, uint64_t handle, uint8_t *packed,
 /* True when handle is a well-formed inline handle for page_size. */
 bool tm_ea0_handle_valid(uint32_t page_size, uint64_t handle);
 
+/*
+ * What storing npages pages' tags the EA0 way costs, in bytes, the way the
+ * kernel series stores them in its swap XArray: 8 bytes for a page that
+ * compresses inline (the handle is the XArray value), and the raw packed
+ * tags plus 8 bytes for one that does not (a kmalloc'd buffer of
+ * page_size/32 bytes, a size kmalloc serves without rounding, plus the
+ * XArray slot pointing at it). *ninline (may be NULL) receives how many
+ * pages compressed inline. Returns 0 for a bad page size.
+ */
+size_t tm_ea0_storage_bytes(uint32_t page_size, const uint8_t *packed,
+			    size_t npages, size_t *ninline);
+
 /* ------------------------------------------------------------------ */
 /* Stream tag codec: many pages' tags for migration and snapshots       */
 /* (format in docs/FORMAT.md, "Tag stream")                            */
@@ -162,7 +174,11 @@ size_t tm_tagstream_bound(const tm_geom *g, size_t npages);
 
 /*
  * Encode npages pages of packed tags (contiguous, tm_geom_packed_bytes each)
- * into out (capacity cap). *outlen receives the encoded size.
+ * into out (capacity cap). *outlen receives the encoded size. Fails with
+ * -ENOSPC when cap is too small (tm_tagstream_bound() is always enough).
+ * Without TM_TAGSTREAM_ZSTD nothing is allocated; with it one scratch body
+ * of the bound's size is malloc'd per call (so call it per packet, not per
+ * page). Each page costs at most its packed size plus 2 bits.
  */
 int tm_tagstream_encode(const tm_geom *g, const uint8_t *packed,
 			size_t npages, unsigned flags, uint8_t *out,
@@ -171,7 +187,10 @@ int tm_tagstream_encode(const tm_geom *g, const uint8_t *packed,
 /*
  * Decode exactly npages pages from in[0..inlen) into packed. Validates
  * everything before trusting it: a malformed, truncated or over-long input
- * gives -EBADMSG with the byte offset and page index in err.
+ * gives -EBADMSG with the byte offset and page index in err, and then
+ * packed is left untouched (the whole block is validated before the first
+ * byte is written). Never writes outside packed[0 .. npages * packed_bytes).
+ * A zstd block costs one malloc of its announced (bounded) body size.
  */
 int tm_tagstream_decode(const tm_geom *g, const uint8_t *in, size_t inlen,
 			size_t npages, uint8_t *packed, tm_error *err);

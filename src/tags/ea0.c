@@ -280,3 +280,24 @@ bool tm_ea0_handle_valid(uint32_t page_size, uint64_t handle)
 
 	return params_for(page_size, &p) && parse(&p, handle, t, l, &n, NULL) == 0;
 }
+
+size_t tm_ea0_storage_bytes(uint32_t page_size, const uint8_t *packed,
+			    size_t npages, size_t *ninline)
+{
+	size_t pb = page_size / 32, bytes = 0, nin = 0;
+	uint64_t h;
+
+	if (!tm_ea0_max_inline_ranges(page_size))
+		return 0;
+	for (size_t i = 0; i < npages; i++) {
+		if (tm_ea0_compress(page_size, packed + i * pb, &h, NULL) == 0) {
+			bytes += 8;
+			nin++;
+		} else {
+			bytes += pb + 8;
+		}
+	}
+	if (ninline)
+		*ninline = nin;
+	return bytes;
+}

@@ -1,0 +1,558 @@
+/*
+ * tagstream.c - the stream tag codec: many pages' packed metadata in one
+ * block, for migration packets and snapshot files. The byte format is
+ * specified in docs/format/tags.md ("Tag stream"); in short:
+ *
+ *   header   version (1), flags (bit 0: body is one zstd frame),
+ *            varint npages, [varint body length when zstd]
+ *   body     class bytes: 2 bits per page, 4 pages per byte, page i in
+ *            bits 2*(i%4) of byte i/4
+ *            then per page in order, by class:
+ *              0 zero    nothing
+ *              1 one     1 byte: the value (non-zero)
+ *              2 runs    varint (nruns - 2); values of the runs (nibbles,
+ *                        low first, for items of <= 4 bits; bytes for 8);
+ *                        nruns - 1 varints (length - 1); the last run's
+ *                        length is what is left of the page
+ *              3 raw     the page's packed bytes
+ *
+ * Runs are in address order (unlike EA0), so a chunk boundary at an odd
+ * granule costs nothing extra. The encoder picks raw whenever runs would
+ * not be smaller, so no page ever costs more than its packed size plus
+ * two bits.
+ *
+ * The decoder never trusts its input: it walks the whole block once to
+ * validate (classes, values, run lengths summing exactly to the page,
+ * truncation, trailing bytes) and only then walks it again writing the
+ * output, so a bad block leaves the caller's buffer untouched. Errors are
+ * -EBADMSG naming the page and the byte offset.
+ */
+#include "tagmem/tags.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zstd.h>
+
+#include "tags/runs.h"
+
+#define TS_VERSION 1
+#define TS_FLAG_ZSTD 0x01
+#define TS_MAX_RUNS 4096  /* more runs than this never beat raw for MTE */
+#define TS_ZSTD_LEVEL 3
+#define TS_HEADER_MAX (2 + 10 + 10)
+
+enum { C_ZERO = 0, C_ONE = 1, C_RUNS = 2, C_RAW = 3 };
+
+/* The geometry as the codec sees it. */
+struct ts_geom {
+	size_t items;     /* items per page (0: no metadata) */
+	unsigned bits;    /* item width */
+	size_t pbytes;    /* packed bytes per page */
+	unsigned maxval;  /* largest item value */
+};
+
+static int ts_geom_from(const tm_geom *g, struct ts_geom *t, tm_error *err)
+{
+	t->items = tm_geom_granules(g);
+	t->pbytes = tm_geom_packed_bytes(g);
+	t->bits = g->bits;
+	if (t->items && g->bits != 1 && g->bits != 2 && g->bits != 4 && g->bits != 8)
+		return tm_error_set(err, -EINVAL, "tag stream: %u-bit items are not supported",
+				    g->bits);
+	t->maxval = t->items ? (1u << g->bits) - 1 : 0;
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* varints (LEB128, minimal form only)                                 */
+/* ------------------------------------------------------------------ */
+
+static size_t varint_len(uint64_t v)
+{
+	size_t n = 1;
+
+	while (v >= 0x80) {
+		v >>= 7;
+		n++;
+	}
+	return n;
+}
+
+static size_t varint_put(uint8_t *p, uint64_t v)
+{
+	size_t n = 0;
+
+	while (v >= 0x80) {
+		p[n++] = (uint8_t)(v | 0x80);
+		v >>= 7;
+	}
+	p[n++] = (uint8_t)v;
+	return n;
+}
+
+/* 0 and *used on success; -1 truncated; -2 over-long or non-minimal. */
+static int varint_get(const uint8_t *p, size_t avail, uint64_t *v, size_t *used)
+{
+	uint64_t x = 0;
+
+	for (size_t i = 0; i < 10; i++) {
+		if (i >= avail)
+			return -1;
+		x |= (uint64_t)(p[i] & 0x7f) << (7 * i);
+		if (!(p[i] & 0x80)) {
+			if (i > 0 && p[i] == 0)
+				return -2;
+			if (i == 9 && p[i] > 1)
+				return -2;
+			*v = x;
+			*used = i + 1;
+			return 0;
+		}
+	}
+	return -2;
+}
+
+static size_t values_bytes(const struct ts_geom *t, size_t n)
+{
+	return t->bits <= 4 ? (n + 1) / 2 : n;
+}
+
+/* ------------------------------------------------------------------ */
+/* encoder                                                             */
+/* ------------------------------------------------------------------ */
+
+struct run_buf {
+	uint8_t val[TS_MAX_RUNS];
+	uint16_t lenm1[TS_MAX_RUNS];  /* length - 1 */
+	size_t n;
+	size_t cost;                  /* payload bytes of the runs class */
+};
+
+/* Pick a page's class; for runs, leave them in rb. */
+static int classify(const struct ts_geom *t, const uint8_t *page, struct run_buf *rb)
+{
+	tm_run_iter it;
+	unsigned v;
+	size_t len, lens_cost = 0;
+
+	if (t->items == 0)
+		return C_ZERO;
+	tm_run_iter_init(&it, page, t->items, t->bits, false);
+	tm_run_next(&it, &v, &len);
+	if (len == t->items)
+		return v ? C_ONE : C_ZERO;
+	rb->n = 0;
+	do {
+		if (rb->n == TS_MAX_RUNS)
+			return C_RAW;
+		/* this run's length is paid for only if another run follows */
+		if (rb->n)
+			lens_cost += varint_len(rb->lenm1[rb->n - 1]);
+		rb->val[rb->n] = (uint8_t)v;
+		rb->lenm1[rb->n] = (uint16_t)(len - 1);
+		rb->n++;
+		if (values_bytes(t, rb->n) + lens_cost >= t->pbytes)
+			return C_RAW;
+	} while (tm_run_next(&it, &v, &len));
+	rb->cost = varint_len(rb->n - 2) + values_bytes(t, rb->n) + lens_cost;
+	return rb->cost < t->pbytes ? C_RUNS : C_RAW;
+}
+
+static size_t emit_runs(const struct ts_geom *t, const struct run_buf *rb, uint8_t *p)
+{
+	size_t o = varint_put(p, rb->n - 2);
+
+	if (t->bits <= 4) {
+		size_t vb = values_bytes(t, rb->n);
+
+		memset(p + o, 0, vb);
+		for (size_t i = 0; i < rb->n; i++)
+			p[o + i / 2] |= (uint8_t)(rb->val[i] << ((i & 1) * 4));
+		o += vb;
+	} else {
+		memcpy(p + o, rb->val, rb->n);
+		o += rb->n;
+	}
+	for (size_t i = 0; i + 1 < rb->n; i++)
+		o += varint_put(p + o, rb->lenm1[i]);
+	return o;
+}
+
+static int out_full(tm_error *err, size_t page, size_t need, size_t cap)
+{
+	return tm_error_set(err, -ENOSPC,
+			    "tag stream: output buffer full at page %zu (needs %zu bytes, capacity %zu)",
+			    page, need, cap);
+}
+
+/* Classes then payloads into dst[0..cap); *len receives the body size. */
+static int encode_body(const struct ts_geom *t, const uint8_t *packed, size_t npages,
+		       uint8_t *dst, size_t cap, size_t *len, tm_error *err)
+{
+	size_t cbytes = (npages + 3) / 4, o = cbytes;
+	struct run_buf rb;
+
+	if (cap < cbytes)
+		return out_full(err, 0, cbytes, cap);
+	memset(dst, 0, cbytes);
+	for (size_t i = 0; i < npages; i++) {
+		const uint8_t *page = packed + i * t->pbytes;
+		int cls = classify(t, page, &rb);
+		size_t need = cls == C_ZERO ? 0 : cls == C_ONE ? 1 :
+			      cls == C_RUNS ? rb.cost : t->pbytes;
+
+		if (cap - o < need)
+			return out_full(err, i, o + need, cap);
+		dst[i / 4] |= (uint8_t)(cls << (2 * (i % 4)));
+		if (cls == C_ONE)
+			dst[o] = (uint8_t)tm_item_get(page, t->bits, 0, false);
+		else if (cls == C_RUNS)
+			emit_runs(t, &rb, dst + o);
+		else if (cls == C_RAW)
+			memcpy(dst + o, page, t->pbytes);
+		o += need;
+	}
+	*len = o;
+	return 0;
+}
+
+static bool body_bound(const struct ts_geom *t, size_t npages, size_t *out)
+{
+	size_t raw;
+
+	if (__builtin_mul_overflow(npages, t->pbytes, &raw))
+		return false;
+	return !__builtin_add_overflow(raw, (npages + 3) / 4, out);
+}
+
+size_t tm_tagstream_bound(const tm_geom *g, size_t npages)
+{
+	struct ts_geom t;
+	size_t b;
+
+	if (ts_geom_from(g, &t, NULL) || !body_bound(&t, npages, &b) ||
+	    b > SIZE_MAX - TS_HEADER_MAX)
+		return SIZE_MAX;
+	return b + TS_HEADER_MAX;
+}
+
+static size_t put_header(uint8_t *p, unsigned flags, size_t npages, size_t rawlen)
+{
+	size_t o = 0;
+
+	p[o++] = TS_VERSION;
+	p[o++] = (uint8_t)flags;
+	o += varint_put(p + o, npages);
+	if (flags & TS_FLAG_ZSTD)
+		o += varint_put(p + o, rawlen);
+	return o;
+}
+
+static int encode_plain(const struct ts_geom *t, const uint8_t *packed, size_t npages,
+			uint8_t *out, size_t cap, size_t *outlen, tm_error *err)
+{
+	uint8_t hdr[TS_HEADER_MAX];
+	size_t h = put_header(hdr, 0, npages, 0), blen;
+	int rc;
+
+	if (cap < h)
+		return out_full(err, 0, h, cap);
+	memcpy(out, hdr, h);
+	rc = encode_body(t, packed, npages, out + h, cap - h, &blen, err);
+	if (rc)
+		return rc;
+	*outlen = h + blen;
+	return 0;
+}
+
+/* Body into scratch, then one zstd frame if that is smaller. */
+static int encode_zstd(const struct ts_geom *t, const uint8_t *packed, size_t npages,
+		       uint8_t *out, size_t cap, size_t *outlen, tm_error *err)
+{
+	uint8_t hdr[TS_HEADER_MAX];
+	size_t bound, blen, h;
+	uint8_t *body;
+	int rc;
+
+	if (!body_bound(t, npages, &bound))
+		return tm_error_set(err, -EOVERFLOW, "tag stream: %zu pages overflow", npages);
+	body = malloc(bound ? bound : 1);
+	if (!body)
+		return tm_error_set(err, -ENOMEM, "tag stream: no memory for a %zu-byte body", bound);
+	rc = encode_body(t, packed, npages, body, bound, &blen, err);
+	if (rc == 0) {
+		h = put_header(hdr, TS_FLAG_ZSTD, npages, blen);
+		size_t z = cap > h ? ZSTD_compress(out + h, cap - h, body, blen, TS_ZSTD_LEVEL) : 0;
+
+		if (cap > h && !ZSTD_isError(z) && z < blen) {
+			memcpy(out, hdr, h);
+			*outlen = h + z;
+		} else {
+			h = put_header(hdr, 0, npages, 0);
+			if (cap < h + blen) {
+				rc = out_full(err, npages ? npages - 1 : 0, h + blen, cap);
+			} else {
+				memcpy(out, hdr, h);
+				memcpy(out + h, body, blen);
+				*outlen = h + blen;
+			}
+		}
+	}
+	free(body);
+	return rc;
+}
+
+int tm_tagstream_encode(const tm_geom *g, const uint8_t *packed,
+			size_t npages, unsigned flags, uint8_t *out,
+			size_t cap, size_t *outlen, tm_error *err)
+{
+	struct ts_geom t;
+	int rc = ts_geom_from(g, &t, err);
+
+	if (rc)
+		return rc;
+	if (flags & ~(unsigned)TM_TAGSTREAM_ZSTD)
+		return tm_error_set(err, -EINVAL, "tag stream: unknown flags 0x%x", flags);
+	if (flags & TM_TAGSTREAM_ZSTD)
+		return encode_zstd(&t, packed, npages, out, cap, outlen, err);
+	return encode_plain(&t, packed, npages, out, cap, outlen, err);
+}
+
+/* ------------------------------------------------------------------ */
+/* decoder                                                             */
+/* ------------------------------------------------------------------ */
+
+/* Where in the input a body offset lies, for messages. */
+struct ts_where {
+	bool zstd;        /* offsets are into the zstd-decoded body */
+	size_t base;      /* stream offset of body byte 0 (plain bodies) */
+	tm_error *err;
+};
+
+static int bad(const struct ts_where *w, size_t page, size_t off, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static int bad(const struct ts_where *w, size_t page, size_t off, const char *fmt, ...)
+{
+	char why[256];
+	va_list ap;
+
+	if (!w->err)
+		return -EBADMSG;
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	if (w->zstd)
+		return tm_error_set(w->err, -EBADMSG,
+				    "tag stream: page %zu, byte %zu of the zstd-decoded body: %s",
+				    page, off, why);
+	return tm_error_set(w->err, -EBADMSG, "tag stream: page %zu, byte %zu: %s",
+			    page, w->base + off, why);
+}
+
+static unsigned run_value(const struct ts_geom *t, const uint8_t *v, size_t i)
+{
+	return t->bits <= 4 ? (v[i / 2] >> ((i & 1) * 4)) & 0xF : v[i];
+}
+
+/* Check a runs payload's values: in range, neighbours differ, padding 0. */
+static int check_values(const struct ts_geom *t, const uint8_t *v, size_t n,
+			const struct ts_where *w, size_t page, size_t off)
+{
+	for (size_t i = 0; i < n; i++) {
+		unsigned x = run_value(t, v, i);
+
+		if (x > t->maxval)
+			return bad(w, page, off + values_bytes(t, i + 1) - 1,
+				   "run %zu has value %u, above the %u-bit maximum", i, x, t->bits);
+		if (i && x == run_value(t, v, i - 1))
+			return bad(w, page, off + values_bytes(t, i + 1) - 1,
+				   "runs %zu and %zu have the same value %u", i - 1, i, x);
+	}
+	if (t->bits <= 4 && (n & 1) && (v[n / 2] >> 4))
+		return bad(w, page, off + n / 2, "padding nibble after run %zu is not 0", n - 1);
+	return 0;
+}
+
+/* Parse (and with out != NULL, write) one runs payload at b[*pos]. */
+static int walk_runs(const struct ts_geom *t, const uint8_t *b, size_t blen, size_t *pos,
+		     size_t page, uint8_t *out, const struct ts_where *w)
+{
+	uint64_t n;
+	size_t used, o = *pos;
+	int rc = varint_get(b + o, blen - o, &n, &used);
+
+	if (rc)
+		return bad(w, page, o, rc == -1 ? "truncated run count" : "malformed run count");
+	n += 2;
+	if (n > t->items || n > TS_MAX_RUNS)
+		return bad(w, page, o, "%llu runs in a page of %zu items",
+			   (unsigned long long)n, t->items);
+	o += used;
+	size_t vb = values_bytes(t, n);
+	if (blen - o < vb)
+		return bad(w, page, blen, "truncated: %zu bytes of run values, %zu left", vb, blen - o);
+	const uint8_t *vals = b + o;
+	if (!out && (rc = check_values(t, vals, n, w, page, o)))
+		return rc;
+	o += vb;
+	size_t start = 0;
+	for (size_t i = 0; i < n; i++) {
+		uint64_t len = t->items - start;
+
+		if (i + 1 < n) {
+			rc = varint_get(b + o, blen - o, &len, &used);
+			if (rc)
+				return bad(w, page, o, rc == -1 ? "truncated length of run %zu"
+					   : "malformed length of run %zu", i);
+			len++;
+			if (len >= t->items - start)
+				return bad(w, page, o, "run %zu of %llu items leaves nothing for "
+					   "the last run (%zu items left)", i,
+					   (unsigned long long)len, t->items - start);
+			o += used;
+		}
+		if (out)
+			tm_items_fill(out, t->bits, start, len, run_value(t, vals, i), false);
+		start += len;
+	}
+	*pos = o;
+	return 0;
+}
+
+/* One page's payload at b[*pos]: validate, and write it when out != NULL. */
+static int walk_page(const struct ts_geom *t, int cls, const uint8_t *b, size_t blen,
+		     size_t *pos, size_t page, uint8_t *out, const struct ts_where *w)
+{
+	size_t o = *pos;
+
+	if (cls != C_ZERO && t->items == 0)
+		return bad(w, page, page / 4, "class %d but the geometry carries no metadata", cls);
+	switch (cls) {
+	case C_ZERO:
+		if (out)
+			memset(out, 0, t->pbytes);
+		return 0;
+	case C_ONE:
+		if (o >= blen)
+			return bad(w, page, o, "truncated: one-value page without its value");
+		if (b[o] == 0 || b[o] > t->maxval)
+			return bad(w, page, o, "one-value page with value %u (want 1..%u)",
+				   b[o], t->maxval);
+		if (out)
+			tm_items_fill(out, t->bits, 0, t->items, b[o], false);
+		*pos = o + 1;
+		return 0;
+	case C_RUNS:
+		return walk_runs(t, b, blen, pos, page, out, w);
+	default:
+		if (blen - o < t->pbytes)
+			return bad(w, page, blen, "truncated: raw page needs %zu bytes, %zu left",
+				   t->pbytes, blen - o);
+		if (out)
+			memcpy(out, b + o, t->pbytes);
+		*pos = o + t->pbytes;
+		return 0;
+	}
+}
+
+static int walk_body(const struct ts_geom *t, const uint8_t *b, size_t blen, size_t npages,
+		     uint8_t *packed, const struct ts_where *w)
+{
+	size_t cbytes = (npages + 3) / 4, pos = cbytes;
+
+	if (blen < cbytes)
+		return bad(w, blen * 4, blen, "truncated: %zu class bytes for %zu pages, %zu present",
+			   cbytes, npages, blen);
+	if (npages % 4 && (b[cbytes - 1] >> (2 * (npages % 4))))
+		return bad(w, npages - 1, cbytes - 1, "unused class bits after the last page are not 0");
+	for (size_t i = 0; i < npages; i++) {
+		int cls = (b[i / 4] >> (2 * (i % 4))) & 3;
+		int rc = walk_page(t, cls, b, blen, &pos, i,
+				   packed ? packed + i * t->pbytes : NULL, w);
+
+		if (rc)
+			return rc;
+	}
+	if (pos != blen)
+		return bad(w, npages ? npages - 1 : 0, pos, "%zu trailing bytes after the last page",
+			   blen - pos);
+	return 0;
+}
+
+/* Validate the whole body, then decode it. */
+static int decode_body(const struct ts_geom *t, const uint8_t *b, size_t blen, size_t npages,
+		       uint8_t *packed, const struct ts_where *w)
+{
+	int rc = walk_body(t, b, blen, npages, NULL, w);
+
+	return rc ? rc : walk_body(t, b, blen, npages, packed, w);
+}
+
+static int decode_zstd(const struct ts_geom *t, const uint8_t *in, size_t inlen, size_t off,
+		       size_t npages, uint8_t *packed, struct ts_where *w)
+{
+	uint64_t rawlen;
+	size_t used, bound = 0;
+	int rc = varint_get(in + off, inlen - off, &rawlen, &used);
+
+	if (rc)
+		return bad(w, 0, off, rc == -1 ? "truncated body length" : "malformed body length");
+	if (!body_bound(t, npages, &bound) || rawlen > bound)
+		return bad(w, 0, off, "body length %llu exceeds the %zu-byte maximum for %zu pages",
+			   (unsigned long long)rawlen, bound, npages);
+	off += used;
+	size_t fsize = ZSTD_findFrameCompressedSize(in + off, inlen - off);
+	if (ZSTD_isError(fsize))
+		return bad(w, 0, off, "bad zstd frame: %s", ZSTD_getErrorName(fsize));
+	if (fsize != inlen - off)
+		return bad(w, 0, off + fsize, "%zu trailing bytes after the zstd frame",
+			   inlen - off - fsize);
+	uint8_t *body = malloc(rawlen ? rawlen : 1);
+	if (!body)
+		return tm_error_set(w->err, -ENOMEM, "tag stream: no memory for a %llu-byte body",
+				    (unsigned long long)rawlen);
+	size_t got = ZSTD_decompress(body, rawlen, in + off, fsize);
+	if (ZSTD_isError(got) || got != rawlen) {
+		rc = bad(w, 0, off, "zstd frame does not decode to the %llu bytes announced (%s)",
+			 (unsigned long long)rawlen,
+			 ZSTD_isError(got) ? ZSTD_getErrorName(got) : "wrong size");
+	} else {
+		w->zstd = true;
+		rc = decode_body(t, body, rawlen, npages, packed, w);
+	}
+	free(body);
+	return rc;
+}
+
+int tm_tagstream_decode(const tm_geom *g, const uint8_t *in, size_t inlen,
+			size_t npages, uint8_t *packed, tm_error *err)
+{
+	struct ts_where w = { .zstd = false, .base = 0, .err = err };
+	struct ts_geom t;
+	uint64_t n;
+	size_t used;
+	int rc = ts_geom_from(g, &t, err);
+
+	if (rc)
+		return rc;
+	if (inlen < 2)
+		return bad(&w, 0, inlen, "truncated header (%zu bytes)", inlen);
+	if (in[0] != TS_VERSION)
+		return bad(&w, 0, 0, "format version %u (this build reads %u)", in[0], TS_VERSION);
+	if (in[1] & ~TS_FLAG_ZSTD)
+		return bad(&w, 0, 1, "unknown flags 0x%02x", in[1]);
+	rc = varint_get(in + 2, inlen - 2, &n, &used);
+	if (rc)
+		return bad(&w, 0, 2, rc == -1 ? "truncated page count" : "malformed page count");
+	if (n != npages)
+		return bad(&w, 0, 2, "block holds %llu pages, caller expects %zu",
+			   (unsigned long long)n, npages);
+	if (in[1] & TS_FLAG_ZSTD)
+		return decode_zstd(&t, in, inlen, 2 + used, npages, packed, &w);
+	w.base = 2 + used;
+	return decode_body(&t, in + w.base, inlen - w.base, npages, packed, &w);
+}
