@@ -210,9 +210,11 @@ static uint32_t pkt(uint8_t *out, uint32_t region, uint32_t nn, uint32_t nt,
 	tm_put32(out + 28, 0);
 	for (uint32_t i = 0; i < n && i < 128; i++, len += 8)
 		tm_put64(out + len, off[i]);
-	memcpy(out + len, tags, tags_len);
+	if (tags_len)
+		memcpy(out + len, tags, tags_len);
 	len += tags_len;
-	memcpy(out + len, data, data_len);
+	if (data_len)
+		memcpy(out + len, data, data_len);
 	return len + data_len;
 }
 
