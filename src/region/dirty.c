@@ -79,6 +79,7 @@ int tm_region_dirty_start(tm_region *r, enum tm_dirty_method m, tm_error *err)
 		return tm_error_set(err, -ENOMEM, "region '%s': out of memory",
 				    r->name);
 	d->sd_pagemap_fd = -1;
+	d->uffd_pagemap_fd = -1;
 	/* Clean slate; API writes count from here on. */
 	for (size_t w = 0; w < tm_words(r->npages); w++)
 		atomic_store(&r->api_dirty[w], 0);

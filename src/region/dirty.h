@@ -10,8 +10,14 @@
 typedef struct tm_dirty {
 	enum tm_dirty_method method;
 	char note[512];
-	int sd_pagemap_fd;           /* soft-dirty: /proc/self/pagemap */
-	struct tm_dirty *sd_next;    /* soft-dirty: process-wide list */
+	/* uffd-wp */
+	int uffd_pagemap_fd;         /* /proc/self/pagemap, for PAGEMAP_SCAN */
+	void *uffd_vec;              /* struct page_region[SCAN_VEC] */
+	/* soft-dirty */
+	int sd_pagemap_fd;           /* /proc/self/pagemap */
+	uint64_t *sd_buf;            /* pagemap entries read per step */
+	_Atomic uint64_t *sd_pending; /* harvested, not yet collected */
+	struct tm_dirty *sd_next;    /* process-wide list (dirty_softdirty.c) */
 	tm_region *sd_region;
 } tm_dirty;
 

@@ -519,6 +519,7 @@ int tm_region_discard(tm_region *r, size_t pg, size_t n, tm_error *err)
 				    "region '%s': discard pages [%zu, +%zu) "
 				    "(byte offset %#zx): madvise: %s", r->name,
 				    pg, n, pg * r->page_size, strerror(errno));
+	tm_region_mark_dirty(r, pg, pg + n - 1);
 	return 0;
 }
 

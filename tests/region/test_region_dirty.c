@@ -206,6 +206,152 @@ static void test_never_lost_api(void **state)
 	never_lost(r, TM_DIRTY_API, false);
 }
 
+/* Start method m, or skip the test saying why the host cannot do it. */
+static void start_or_skip(tm_region *r, enum tm_dirty_method m)
+{
+	tm_error err;
+	int rc;
+
+	tm_error_clear(&err);
+	rc = tm_region_dirty_start(r, m, &err);
+	if (rc == -ENOTSUP) {
+		print_message("SKIP %s unavailable here: %s\n",
+			      tm_dirty_method_name(m), err.msg);
+		skip();
+	}
+	assert_int_equal(rc, 0);
+	assert_int_equal(tm_region_dirty_method(r), m);
+	tm_region_dirty_stop(r);
+}
+
+static void test_never_lost_uffd_wp_api(void **state)
+{
+	RT_REGION(state, f, r);
+	start_or_skip(r, TM_DIRTY_UFFD_WP);
+	never_lost(r, TM_DIRTY_UFFD_WP, false);
+}
+
+/* Foreign stores (through tm_region_ptr, not the API) are never lost. */
+static void test_never_lost_uffd_wp_foreign(void **state)
+{
+	RT_REGION(state, f, r);
+	start_or_skip(r, TM_DIRTY_UFFD_WP);
+	never_lost(r, TM_DIRTY_UFFD_WP, true);
+}
+
+struct foreign {
+	tm_region *r;
+	const size_t *pages;
+	size_t n;
+};
+
+static void *foreign_writer(void *arg)
+{
+	struct foreign *fw = arg;
+
+	for (size_t i = 0; i < fw->n; i++) {
+		volatile uint8_t *p = tm_region_ptr(fw->r, fw->pages[i] * PS + 100);
+		*p = (uint8_t)(*p + 1);
+	}
+	return NULL;
+}
+
+/*
+ * A writer thread that only does plain stores through tm_region_ptr is
+ * caught by the kernel method, and exactly its pages are reported; a tag
+ * write through the API is caught too.
+ */
+static void foreign_caught(tm_region *r, enum tm_dirty_method m)
+{
+	static const size_t pages[] = { 2, 17, 63, 64, 150, NP - 1 };
+	struct foreign fw = { r, pages, sizeof(pages) / sizeof(pages[0]) };
+	uint64_t bm[tm_bitmap_words(NP)];
+	pthread_t t;
+	tm_error err;
+
+	start_or_skip(r, m);
+	/* populate some pages before tracking so both fresh and resident
+	 * pages are covered */
+	assert_int_equal(tm_region_write(r, 17 * PS, "abc", 3, &err), 0);
+	assert_int_equal(tm_region_dirty_start(r, m, &err), 0);
+	assert_int_equal(collect(r, bm), 0);
+	assert_int_equal(pthread_create(&t, NULL, foreign_writer, &fw), 0);
+	pthread_join(t, NULL);
+	assert_int_equal(collect(r, bm), fw.n);
+	for (size_t i = 0; i < fw.n; i++)
+		assert_true(tm_bit_test(bm, pages[i]));
+	assert_int_equal(collect(r, bm), 0);
+	/* a tag-only change through the API */
+	assert_int_equal(tm_region_set_tag_range(r, 99 * PS + 256, 32, 0xA, &err), 0);
+	assert_int_equal(collect(r, bm), 1);
+	assert_true(tm_bit_test(bm, 99));
+	/* discard changes content: reported */
+	assert_int_equal(tm_region_discard(r, 120, 2, &err), 0);
+	assert_int_equal(collect(r, bm), 2);
+	assert_true(tm_bit_test(bm, 120) && tm_bit_test(bm, 121));
+	tm_region_dirty_stop(r);
+}
+
+static void test_uffd_wp_foreign(void **state)
+{
+	RT_REGION(state, f, r);
+	foreign_caught(r, TM_DIRTY_UFFD_WP);
+}
+
+static void test_soft_dirty_foreign(void **state)
+{
+	RT_REGION(state, f, r);
+	foreign_caught(r, TM_DIRTY_SOFT_DIRTY);
+}
+
+/* clear_refs is process-wide: a collect on one region must not lose the
+ * pending writes of another. */
+static void test_soft_dirty_two_regions(void **state)
+{
+	RT_REGION(state, f, r);
+	rt_fixture g = *f;
+	uint64_t bm[tm_bitmap_words(NP)];
+	tm_error err;
+
+	start_or_skip(r, TM_DIRTY_SOFT_DIRTY);
+	assert_int_equal(rt_create(&g, "other", NULL, &err), 0);
+	assert_int_equal(tm_region_dirty_start(r, TM_DIRTY_SOFT_DIRTY, &err), 0);
+	assert_int_equal(tm_region_dirty_start(g.r, TM_DIRTY_SOFT_DIRTY, &err), 0);
+	assert_int_equal(collect(g.r, bm), 0);
+	*(volatile uint8_t *)tm_region_ptr(g.r, 33 * PS) = 1;
+	*(volatile uint8_t *)tm_region_ptr(r, 44 * PS) = 1;
+	assert_int_equal(collect(r, bm), 1);   /* clears process-wide */
+	assert_true(tm_bit_test(bm, 44));
+	assert_int_equal(collect(g.r, bm), 1); /* still reported */
+	assert_true(tm_bit_test(bm, 33));
+	tm_region_destroy(g.r);
+	tm_region_dirty_stop(r);
+}
+
+/* uffd-wp and soft-dirty both on at once in one process, different
+ * regions, each reporting its own writes. */
+static void test_methods_side_by_side(void **state)
+{
+	RT_REGION(state, f, r);
+	rt_fixture g = *f;
+	uint64_t bm[tm_bitmap_words(NP)];
+	tm_error err;
+
+	start_or_skip(r, TM_DIRTY_UFFD_WP);
+	start_or_skip(r, TM_DIRTY_SOFT_DIRTY);
+	assert_int_equal(rt_create(&g, "other", NULL, &err), 0);
+	assert_int_equal(tm_region_dirty_start(r, TM_DIRTY_UFFD_WP, &err), 0);
+	assert_int_equal(tm_region_dirty_start(g.r, TM_DIRTY_SOFT_DIRTY, &err), 0);
+	*(volatile uint8_t *)tm_region_ptr(r, 5 * PS) = 1;
+	*(volatile uint8_t *)tm_region_ptr(g.r, 6 * PS) = 1;
+	assert_int_equal(collect(g.r, bm), 1);
+	assert_true(tm_bit_test(bm, 6));
+	assert_int_equal(collect(r, bm), 1);
+	assert_true(tm_bit_test(bm, 5));
+	tm_region_destroy(g.r);
+	tm_region_dirty_stop(r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -213,6 +359,12 @@ int main(void)
 		RT_BOTH(test_auto_method),
 		RT_BOTH(test_collect_without_start),
 		RT_BOTH(test_never_lost_api),
+		RT_BOTH(test_never_lost_uffd_wp_api),
+		RT_BOTH(test_never_lost_uffd_wp_foreign),
+		RT_BOTH(test_uffd_wp_foreign),
+		RT_BOTH(test_soft_dirty_foreign),
+		RT_BOTH(test_soft_dirty_two_regions),
+		RT_BOTH(test_methods_side_by_side),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
