@@ -115,7 +115,7 @@ static uint64_t slot_of(const tm_pager *p, size_t pg, uint8_t st)
 {
 	size_t head = folio_head(pg, st_order(st));
 
-	return p->head_slot[head] + (pg - head);
+	return p->folio_first[pg] + (pg - head);
 }
 
 /* ---- creation ----------------------------------------------------- */
@@ -150,7 +150,7 @@ static void free_pager(tm_pager *p)
 			pthread_mutex_destroy(&p->locks[i]);
 	free(p->locks);
 	free((void *)p->state);
-	free(p->head_slot);
+	free(p->folio_first);
 	pool_fini(&p->pool);
 	free(p);
 }
@@ -158,10 +158,10 @@ static void free_pager(tm_pager *p)
 static int alloc_pager(tm_pager *p)
 {
 	p->state = calloc(p->npages, sizeof(*p->state));
-	p->head_slot = calloc(p->npages, sizeof(*p->head_slot));
+	p->folio_first = calloc(p->npages, sizeof(*p->folio_first));
 	p->nlocks = (p->npages + FOLIO_MAX - 1) / FOLIO_MAX;
 	p->locks = calloc(p->nlocks, sizeof(*p->locks));
-	if (!p->state || !p->head_slot || !p->locks)
+	if (!p->state || !p->folio_first || !p->locks)
 		return -ENOMEM;
 	for (size_t i = 0; i < p->nlocks; i++)
 		pthread_mutex_init(&p->locks[i], NULL);
@@ -255,7 +255,7 @@ static void release_page(tm_pager *p, size_t pg)
 	uint64_t slot = slot_of(p, pg, st);
 	uint64_t val;
 
-	if (tm_tagstore_take(&p->sf->ts, slot, &val))
+	if (p->packed && tm_tagstore_take(&p->sf->ts, slot, &val))
 		tm_ts_value_free(val);
 	tm_slots_free(&p->sf->slots, slot, 1);
 	set_pstate(p, pg, 0);
@@ -382,8 +382,8 @@ static void mark_swapped(tm_pager *p, struct out_folio *f, unsigned order)
 	struct tm_swap_counters *c = &p->sf->ctr;
 	size_t ntag = 0, nzero = 0;
 
-	p->head_slot[f->pg] = f->first;
 	for (size_t i = 0; i < f->n; i++) {
+		p->folio_first[f->pg + i] = f->first;
 		set_pstate(p, f->pg + i, (uint8_t)(TM_PS_SWAPPED | order |
 						   (f->zero[i] ? TM_PS_ZERO : 0)));
 		ntag += f->tagged[i];
@@ -513,35 +513,6 @@ static int load_page(tm_pager *p, size_t pg, uint8_t st, uint8_t *data,
 	return load_tags(p, pg, st, tags, tagged, err);
 }
 
-/* Read the swapped, non-zero subpages of a folio: one pread per run. */
-static int load_folio_data(tm_pager *p, size_t head, size_t n, uint8_t *data,
-			   tm_error *err)
-{
-	size_t i = 0;
-
-	while (i < n) {
-		uint8_t st = pstate(p, head + i);
-		size_t j = i;
-
-		if (!swapped(st) || (st & TM_PS_ZERO)) {
-			if (swapped(st))
-				memset(data + i * p->ps, 0, p->ps);
-			i++;
-			continue;
-		}
-		while (j < n && swapped(pstate(p, head + j)) &&
-		       !(pstate(p, head + j) & TM_PS_ZERO))
-			j++;
-		int rc = tm_swapfile_read(p->sf, slot_of(p, head + i, st),
-					  data + i * p->ps, j - i, err);
-		if (rc)
-			return tm_error_wrap(err, rc, "swap-in of region %s folio at page %zu",
-					     tm_region_name(p->r), head);
-		i = j;
-	}
-	return 0;
-}
-
 /* Where a fault wants its page: the fill callback's buffers. */
 struct fault_out {
 	size_t pg;
@@ -550,6 +521,150 @@ struct fault_out {
 	bool *tagged;
 };
 
+/* The swapped subpages of a folio, read under its lock. */
+struct folio_in {
+	size_t head, n;
+	uint64_t first;               /* slot of subpage 0 */
+	bool sw[FOLIO_MAX];           /* swapped in this folio at the start */
+	bool zero[FOLIO_MAX];         /* of which zero data (not written) */
+	bool tagged[FOLIO_MAX];       /* stored tags */
+	bool done[FOLIO_MAX];         /* placed */
+};
+
+/*
+ * The folio that swapped page pg went out in. A subpage belongs to it only
+ * if it is still swapped with the same order and first slot: a page of the
+ * range that was restored may have gone out again in another folio.
+ */
+static void folio_in_init(tm_pager *p, struct folio_in *f, size_t pg)
+{
+	uint8_t st = pstate(p, pg);
+	unsigned order = st_order(st);
+
+	f->head = folio_head(pg, order);
+	f->n = (size_t)1 << order;
+	f->first = p->folio_first[pg];
+	for (size_t i = 0; i < f->n; i++) {
+		uint8_t s = pstate(p, f->head + i);
+
+		f->sw[i] = swapped(s) && st_order(s) == order &&
+			   p->folio_first[f->head + i] == p->folio_first[pg];
+		f->zero[i] = f->sw[i] && (s & TM_PS_ZERO);
+		f->tagged[i] = f->done[i] = false;
+	}
+}
+
+/* Read the folio's swapped, non-zero subpages: one pread per run. */
+static int load_folio_data(tm_pager *p, const struct folio_in *f,
+			   uint8_t *data, tm_error *err)
+{
+	size_t i = 0;
+
+	while (i < f->n) {
+		size_t j = i;
+
+		if (!f->sw[i] || f->zero[i]) {
+			if (f->zero[i])
+				memset(data + i * p->ps, 0, p->ps);
+			i++;
+			continue;
+		}
+		while (j < f->n && f->sw[j] && !f->zero[j])
+			j++;
+		int rc = tm_swapfile_read(p->sf, f->first + i, data + i * p->ps,
+					  j - i, err);
+		if (rc)
+			return tm_error_wrap(err, rc, "swap-in of region %s folio at page %zu",
+					     tm_region_name(p->r), f->head);
+		i = j;
+	}
+	return 0;
+}
+
+/* Decode every swapped subpage's tags into tags[] (values stay in the
+ * store until commit): one lock round trip for the folio. */
+static int load_folio_tags(tm_pager *p, struct folio_in *f, uint8_t *tags,
+			   tm_error *err)
+{
+	uint64_t vals[FOLIO_MAX];
+
+	if (!p->packed)
+		return 0;
+	tm_tagstore_peek_batch(&p->sf->ts, f->first, f->n, f->sw, vals);
+	for (size_t i = 0; i < f->n; i++) {
+		int rc;
+
+		if (!f->sw[i] || !vals[i])
+			continue;
+		f->tagged[i] = true;
+		rc = tm_ts_value_decode(&p->sf->ts, vals[i], tags + i * p->packed, err);
+		if (rc)
+			return tm_error_wrap(err, rc, "tags of region %s page %zu (slot %" PRIu64 ")",
+					     tm_region_name(p->r), f->head + i, f->first + i);
+	}
+	return 0;
+}
+
+/* Release the placed subpages: their tags (one lock round trip), their
+ * slots (one per run), their state; count them. */
+static void commit_folio(tm_pager *p, struct folio_in *f, const struct fault_out *fo)
+{
+	uint64_t vals[FOLIO_MAX];
+	bool want[FOLIO_MAX];
+	size_t placed = 0, ntag = 0;
+
+	for (size_t i = 0; i < f->n; i++)
+		want[i] = f->done[i] && f->tagged[i];
+	if (p->packed)
+		tm_tagstore_take_batch(&p->sf->ts, f->first, f->n, want, vals);
+	for (size_t i = 0, run = 0; i <= f->n; i++) {
+		if (i < f->n && f->done[i]) {
+			run++;
+			if (want[i] && vals[i])
+				tm_ts_value_free(vals[i]);
+			set_pstate(p, f->head + i, 0);
+			placed++;
+			ntag += f->tagged[i];
+			continue;
+		}
+		if (run)
+			tm_slots_free(&p->sf->slots, f->first + i - run, run);
+		run = 0;
+	}
+	atomic_fetch_sub(&p->nswapped, placed);
+	tm_count(&p->sf->ctr.pages_in, placed);
+	tm_count(&p->sf->ctr.tag_restores, ntag);
+	if (fo && f->done[fo->pg - f->head])
+		tm_count(&p->sf->ctr.pages_in_fault, 1);
+}
+
+/* Place every swapped subpage (the faulting one through fo); stop at the
+ * first placement error. */
+static int place_folio(tm_pager *p, struct folio_in *f, struct tm_iobuf *b,
+		       struct fault_out *fo, tm_error *err)
+{
+	for (size_t i = 0; i < f->n; i++) {
+		size_t pg = f->head + i;
+		uint8_t *d = b->data + i * p->ps, *t = b->tags + i * p->packed;
+		int rc;
+
+		if (!f->sw[i])
+			continue;
+		if (fo && pg == fo->pg) {
+			memcpy(fo->data, d, p->ps);
+			if (f->tagged[i])
+				memcpy(fo->tags, t, p->packed);
+			*fo->tagged = f->tagged[i];
+		} else if ((rc = tm_region_write_page(p->r, pg, d,
+						      f->tagged[i] ? t : NULL, err)) != 0) {
+			return tm_error_wrap(err, rc, "swap-in of region %s page %zu",
+					     tm_region_name(p->r), pg);
+		}
+		f->done[i] = true;
+	}
+	return 0;
+}
+
 /*
  * Whole-folio restore, under the folio lock: one read of the folio, the
  * tags of every swapped subpage decoded, then every swapped subpage placed
@@ -557,37 +672,21 @@ struct fault_out {
  * or a decode fails; a placement error stops after the pages already
  * placed (they stay restored).
  */
-static int restore_folio_locked(tm_pager *p, size_t head, unsigned order,
-				struct fault_out *fo, tm_error *err)
+static int restore_folio_locked(tm_pager *p, size_t pg, struct fault_out *fo,
+				tm_error *err)
 {
-	size_t n = (size_t)1 << order;
-	struct tm_iobuf *b = pool_get(&p->pool);
-	bool tagged[FOLIO_MAX];
-	int rc = load_folio_data(p, head, n, b->data, err);
+	struct folio_in f;
+	struct tm_iobuf *b;
+	int rc;
 
-	for (size_t i = 0; !rc && i < n; i++)
-		if (swapped(pstate(p, head + i)))
-			rc = load_tags(p, head + i, pstate(p, head + i),
-				       b->tags + i * p->packed, &tagged[i], err);
-	for (size_t i = 0; !rc && i < n; i++) {
-		size_t pg = head + i;
-		uint8_t *d = b->data + i * p->ps, *t = b->tags + i * p->packed;
-
-		if (!swapped(pstate(p, pg)))
-			continue;
-		if (fo && pg == fo->pg) {
-			memcpy(fo->data, d, p->ps);
-			if (tagged[i])
-				memcpy(fo->tags, t, p->packed);
-			*fo->tagged = tagged[i];
-		} else if ((rc = tm_region_write_page(p->r, pg, d, tagged[i] ? t : NULL,
-						       err)) != 0) {
-			rc = tm_error_wrap(err, rc, "swap-in of region %s page %zu",
-					   tm_region_name(p->r), pg);
-			break;
-		}
-		commit_restore(p, pg, tagged[i], fo && pg == fo->pg);
-	}
+	folio_in_init(p, &f, pg);
+	b = pool_get(&p->pool);
+	rc = load_folio_data(p, &f, b->data, err);
+	if (!rc)
+		rc = load_folio_tags(p, &f, b->tags, err);
+	if (!rc)
+		rc = place_folio(p, &f, b, fo, err);
+	commit_folio(p, &f, fo);
 	pool_put(&p->pool, b);
 	if (!rc)
 		tm_count(&p->sf->ctr.folio_swapins, 1);
@@ -642,9 +741,10 @@ static size_t swap_in_at(tm_pager *p, size_t pg, size_t lo, size_t hi,
 		unsigned order = st_order(st);
 		size_t head = folio_head(pg, order), n = (size_t)1 << order;
 
+		/* Pages of the range after pg are looked at again: one of them
+		 * may be out in another folio. */
 		if (head >= lo && head + n <= hi) {
-			*rc = restore_folio_locked(p, head, order, NULL, err);
-			next = head + n;
+			*rc = restore_folio_locked(p, pg, NULL, err);
 		} else {
 			*rc = restore_page_locked(p, pg, err);
 		}
@@ -705,8 +805,7 @@ static int fill_locked(tm_pager *p, size_t pg, void *data, uint8_t *tags,
 	if (!swapped(st))
 		return 1;
 	if (p->mode == TM_SWAPIN_FOLIO)
-		return restore_folio_locked(p, folio_head(pg, st_order(st)),
-					    st_order(st), &fo, err);
+		return restore_folio_locked(p, pg, &fo, err);
 	return fill_page_locked(p, pg, data, tags, tagged, err);
 }
 

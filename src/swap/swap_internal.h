@@ -78,7 +78,11 @@ struct tm_pager {
 	bool lazy;
 	enum tm_swapin_mode mode;
 	_Atomic uint8_t *state;     /* TM_PS_* per page */
-	uint64_t *head_slot;        /* first slot of the folio whose head is here */
+	/* Per page: the first slot of the folio it was swapped out in. Every
+	 * subpage keeps its own copy, because the head page may be restored
+	 * and swapped out again in another folio while the rest of the old
+	 * folio is still out. */
+	uint64_t *folio_first;
 	pthread_mutex_t *locks;     /* folio locks: one per 2^MAX_ORDER pages */
 	size_t nlocks;
 	atomic_size_t nswapped;

@@ -358,6 +358,37 @@ bool tm_tagstore_peek(struct tm_tagstore *ts, uint64_t slot, uint64_t *val)
 	return found;
 }
 
+static void batch(struct tm_tagstore *ts, uint64_t first, size_t n,
+		  const bool *want, uint64_t *vals, bool erase)
+{
+	pthread_mutex_lock(&ts->lock);
+	for (size_t i = 0; i < n; i++) {
+		PPvoid_t pv;
+
+		if (!want[i])
+			continue;
+		pv = JudyLGet(ts->judy, (Word_t)(first + i), PJE0);
+		vals[i] = pv && pv != PPJERR ? (uint64_t)(uintptr_t)*pv : 0;
+		if (vals[i] && erase) {
+			JudyLDel((PPvoid_t)&ts->judy, (Word_t)(first + i), PJE0);
+			count(ts, vals[i], false);
+		}
+	}
+	pthread_mutex_unlock(&ts->lock);
+}
+
+void tm_tagstore_peek_batch(struct tm_tagstore *ts, uint64_t first, size_t n,
+			    const bool *want, uint64_t *vals)
+{
+	batch(ts, first, n, want, vals, false);
+}
+
+void tm_tagstore_take_batch(struct tm_tagstore *ts, uint64_t first, size_t n,
+			    const bool *want, uint64_t *vals)
+{
+	batch(ts, first, n, want, vals, true);
+}
+
 bool tm_tagstore_has(struct tm_tagstore *ts, uint64_t slot)
 {
 	PPvoid_t pv;

@@ -74,6 +74,15 @@ bool tm_tagstore_peek(struct tm_tagstore *ts, uint64_t slot, uint64_t *val);
  * (and the store owns none of vals). One lock round trip for a folio. */
 int tm_tagstore_put_batch(struct tm_tagstore *ts, uint64_t first, size_t n,
 			  const uint64_t *vals, tm_error *err);
+/* For each i < n with want[i]: vals[i] = slot first+i's value, or 0 when it
+ * has none. peek leaves the values in the store (the caller must own the
+ * slots, see tm_tagstore_peek); take erases them and hands them over. One
+ * lock round trip for a folio; slots without want[i] are not touched (they
+ * may belong to another folio by now). */
+void tm_tagstore_peek_batch(struct tm_tagstore *ts, uint64_t first, size_t n,
+			    const bool *want, uint64_t *vals);
+void tm_tagstore_take_batch(struct tm_tagstore *ts, uint64_t first, size_t n,
+			    const bool *want, uint64_t *vals);
 /* Whether slot has a value (tests, assertions). */
 bool tm_tagstore_has(struct tm_tagstore *ts, uint64_t slot);
 /* Erase and free every value with first <= slot <= last; adds the count

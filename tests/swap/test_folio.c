@@ -206,6 +206,56 @@ static void test_bad_arguments(void **state)
 	tm_swapfile_close(sf);
 }
 
+/* A page restored from a partly restored folio may go out again in a
+ * smaller folio at the same head while the old folio's other subpages are
+ * still out: both folios must find their own slots. */
+static void test_reswap_inside_partial_folio(void **state)
+{
+	tm_swapfile *sf = st_swapfile("reswap", 4 * 512 * (uint64_t)ST_PS, 0);
+	tm_region *r = st_region("reswap", 64, true);
+	tm_pager *p = st_pager(r, sf, false, TM_SWAPIN_FOLIO);
+	struct st_model m;
+	tm_swap_stats st;
+	tm_error err;
+
+	(void)state;
+	st_model_init(&m, 64);
+	st_fill(r, &m, 5, 3);
+	assert_int_equal(tm_swap_out(p, 0, 4, &err), 0);        /* pages 0..15 */
+	uint64_t old_first = tm_swap_page_slot(p, 0);
+
+	assert_int_equal(tm_swap_in_page(p, 0, &err), 0);
+	assert_int_equal(tm_swap_in_page(p, 1, &err), 0);
+	assert_int_equal(tm_swap_in_page(p, 3, &err), 0);
+	assert_int_equal(tm_swap_out(p, 0, 1, &err), 0);        /* pages 0..1 again */
+	assert_int_equal(tm_swap_out(p, 0, 4, &err), -EBUSY);
+	assert_int_equal(tm_swap_page_order(p, 0), 1);
+	assert_int_equal(tm_swap_page_order(p, 2), 4);
+	assert_int_equal(tm_swap_page_slot(p, 2), old_first + 2);
+	assert_true(tm_swap_page_slot(p, 0) != old_first);
+	/* Whole-folio restore of the old folio leaves the new one alone... */
+	assert_int_equal(tm_swap_in(p, 4, 12, &err), 0);   /* covers no whole folio */
+	assert_true(tm_swap_page_swapped(p, 2));
+	assert_int_equal(tm_swap_in(p, 0, 16, &err), 0);
+	for (size_t pg = 0; pg < 16; pg++)
+		assert_false(tm_swap_page_swapped(p, pg));
+	st_check_all(r, &m);
+	tm_swapfile_stats(sf, &st);
+	assert_int_equal(st.slots_used, 0);
+	assert_int_equal(st.tags.entries, 0);
+	/* ... and the other way round: old folio's subpages by fault order. */
+	assert_int_equal(tm_swap_out(p, 16, 3, &err), 0);
+	assert_int_equal(tm_swap_in_page(p, 16, &err), 0);
+	assert_int_equal(tm_swap_out(p, 16, 0, &err), 0);
+	assert_int_equal(tm_swap_in(p, 17, 1, &err), 0);   /* page path */
+	assert_int_equal(tm_swap_in(p, 16, 8, &err), 0);   /* both folios */
+	st_check_all(r, &m);
+	tm_pager_destroy(p);
+	tm_region_destroy(r);
+	tm_swapfile_close(sf);
+	st_model_free(&m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -215,6 +265,7 @@ int main(void)
 		cmocka_unit_test(test_order_6), cmocka_unit_test(test_order_7),
 		cmocka_unit_test(test_order_8), cmocka_unit_test(test_order_9),
 		cmocka_unit_test(test_direct_io),
+		cmocka_unit_test(test_reswap_inside_partial_folio),
 		cmocka_unit_test(test_untagged_region_stores_nothing),
 		cmocka_unit_test(test_zero_pages_are_not_written),
 		cmocka_unit_test(test_bad_arguments),
