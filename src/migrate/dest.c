@@ -377,6 +377,7 @@ static void sum_stats(tm_migration *m)
 		tm_rchan *c = &m->rch[i];
 
 		st->bytes_wire += atomic_load(&c->st.bytes);
+		st->bytes_data += atomic_load(&c->st.data);
 		st->pages_normal += atomic_load(&c->st.normal);
 		st->pages_zero += atomic_load(&c->st.zero);
 		st->pages_tag_only += atomic_load(&c->st.tag_only);
@@ -438,9 +439,11 @@ static int receive(tm_migration *m, tm_error *err)
 		rc = finish_channels(m, buf, err);
 	if (rc == 0) {
 		uint8_t p[16] = { 0 };
+		uint64_t ns = tm_now_ns() - m->t0 - m->st.setup_ms * 1000000u;
 
 		tm_put64(p, placed(m));
 		rc = tm_ctrl_send(m, TM_F_PLACED, p, sizeof(p), err);
+		m->st.throughput_gbps = ns ? (double)m->st.bytes_data / (double)ns : 0;
 	}
 	return rc;
 }

@@ -91,6 +91,7 @@ static int place(tm_rchan *c, const tm_pkt *pk, tm_error *err)
 	atomic_fetch_add(&c->st.normal, pk->n_normal);
 	atomic_fetch_add(&c->st.tag_only, pk->n_tagonly);
 	atomic_fetch_add(&c->st.zero, pk->n_zero);
+	atomic_fetch_add(&c->st.data, (uint64_t)n * ps);
 	return 0;
 }
 

@@ -564,6 +564,27 @@ static int handover(tm_migration *m, uint64_t t_xfer, tm_error *err)
 	return verify(m, err);
 }
 
+/* A data channel broke: if the destination said why on the control
+ * channel, that reason is the one worth reporting. */
+static void peer_reason(tm_migration *m, tm_error *err)
+{
+	uint8_t buf[TM_TEXT_MAX + 1];
+	tm_error peer;
+	tm_frame f;
+	char mine[TM_ERROR_MSG_MAX];
+
+	if (atomic_load(&m->cancelled) || m->nfds == 0)
+		return;
+	tm_error_clear(&peer);
+	if (tm_frame_recv(m->fd[0], 0, m->ctrl_in, buf, sizeof(buf), &f, -1, 200,
+			  &peer) != 0 || f.type != TM_F_ERROR)
+		return;
+	buf[f.len < TM_TEXT_MAX ? f.len : TM_TEXT_MAX] = 0;
+	memcpy(mine, err->msg, sizeof(mine));
+	tm_error_set(err, err->code, "destination reports: %.300s (here: %.180s)",
+		     (char *)buf, mine);
+}
+
 /* Failure: tell the destination, unblock and join the channels, give the
  * workload back. Returns the error to report. */
 static int abort_run(tm_migration *m, int rc, tm_error *err)
@@ -575,6 +596,8 @@ static int abort_run(tm_migration *m, int rc, tm_error *err)
 				   atomic_load(&m->failed))))
 		tm_mig_fail(m, &mine);
 	rc = tm_mig_error(m, err);
+	if (rc == -EPIPE || rc == -ECONNRESET || rc == -ENODATA)
+		peer_reason(m, err);
 	tm_error_clear(&sendee);
 	tm_ctrl_send(m, TM_F_ERROR, err->msg, (uint32_t)strlen(err->msg), &sendee);
 	tm_mig_shutdown(m);
