@@ -5,6 +5,7 @@
  * bit (the protocol's 128-bit digest, and independently here by comparing
  * every page's data and tags).
  */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -148,6 +149,91 @@ static void unpacked_tags_on_wire(void **state)
 	run_case(&(struct live_case){ 8 << 20, 4096, 2, TM_COMPRESS_NONE, 8 << 20, false, true });
 }
 
+/* A workload that dirties as fast as the link sends: without help it never
+ * converges; --max-iterations then fails or forces; auto-converge throttles
+ * it until it does. */
+static int converge_case(bool auto_conv, enum tm_on_max_iter on_max,
+			 tm_migrate_stats *st, tm_error *err, unsigned *throttle_seen)
+{
+	mt_region s = { 0 }, d = { 0 };
+	tm_migrate_config cfg;
+	tm_workload_config wc = { .dirty_rate = 48 << 20, .writers = 2, .seed = 77,
+				  .ptr_writes = tm_workload_ptr_tracking() };
+	tm_migrate_hooks hooks = { 0 };
+	tm_workload *w;
+	mt_dest dest;
+	mt_source src;
+
+	assert_int_equal(mt_region_new(&s, "ram", 4 << 20, TM_META_MTE, 4096), 0);
+	assert_int_equal(mt_region_new(&d, "ram", 4 << 20, TM_META_MTE, 4096), 0);
+	assert_int_equal(tm_workload_fill(s.r, 1, 25, 10, NULL), 0);
+	tm_migrate_config_default(&cfg);
+	cfg.downtime_ms = auto_conv ? 20 : 1;
+	cfg.max_bandwidth = 24 << 20;
+	cfg.auto_converge = auto_conv;
+	cfg.max_iterations = auto_conv ? 40 : 3;
+	cfg.on_max_iterations = on_max;
+	assert_int_equal(tm_workload_start(&w, &s.r, 1, &wc, NULL), 0);
+	tm_workload_hooks(w, &hooks);
+	assert_int_equal(mt_dest_start(&dest, &d.r, 1, NULL), 0);
+	mt_source_run(&src, dest.addr, &s.r, 1, &cfg, &hooks);
+	mt_dest_join(&dest);
+	*st = src.st;
+	*err = src.err;
+	*throttle_seen = src.st.throttle_pct;
+	if (src.rc == 0)
+		assert_true(dest.rc == 0 && dest.st.verified);
+	else
+		assert_true(dest.rc != 0 && mt_all_zero(d.r));
+	/* After a failure the workload must be running again. */
+	if (src.rc) {
+		uint64_t ops = tm_workload_ops(w);
+		usleep(20000);
+		assert_true(tm_workload_ops(w) > ops);
+	}
+	assert_int_equal(tm_workload_stop(w, NULL), 0);
+	mt_region_free(&s);
+	mt_region_free(&d);
+	return src.rc;
+}
+
+static void max_iterations_fail(void **state)
+{
+	tm_migrate_stats st;
+	tm_error err;
+	unsigned th;
+
+	(void)state;
+	assert_int_equal(converge_case(false, TM_MAXITER_FAIL, &st, &err, &th), -ETIMEDOUT);
+	assert_non_null(strstr(err.msg, "did not converge after 3 iterations"));
+}
+
+static void max_iterations_force(void **state)
+{
+	tm_migrate_stats st;
+	tm_error err;
+	unsigned th;
+
+	(void)state;
+	if (converge_case(false, TM_MAXITER_FORCE, &st, &err, &th))
+		fail_msg("forced migration failed: %s", err.msg);
+	assert_true(st.verified);
+	assert_int_equal(st.iterations, 4);   /* 3, then the forced final pass */
+}
+
+static void auto_converge_throttles(void **state)
+{
+	tm_migrate_stats st;
+	tm_error err;
+	unsigned th;
+
+	(void)state;
+	if (converge_case(true, TM_MAXITER_FAIL, &st, &err, &th))
+		fail_msg("auto-converge did not converge: %s", err.msg);
+	assert_true(st.verified);
+	assert_true(th >= 20);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -158,6 +244,9 @@ int main(void)
 		cmocka_unit_test(writers_16k_pages_zstd),
 		cmocka_unit_test(writers_64k_pages),
 		cmocka_unit_test(unpacked_tags_on_wire),
+		cmocka_unit_test(max_iterations_fail),
+		cmocka_unit_test(max_iterations_force),
+		cmocka_unit_test(auto_converge_throttles),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
