@@ -10,6 +10,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "tagmem/swap.h"
@@ -88,6 +89,63 @@ struct tm_pager {
 	atomic_size_t nswapped;
 	struct tm_iopool pool;
 };
+
+
+/* ---- per-page state and folio locks (pager.c, swapout.c, swapin.c) ---- */
+
+static inline uint8_t tm_pstate(const tm_pager *p, size_t pg)
+{
+	return atomic_load_explicit(&p->state[pg], memory_order_acquire);
+}
+
+static inline void tm_set_pstate(tm_pager *p, size_t pg, uint8_t v)
+{
+	atomic_store_explicit(&p->state[pg], v, memory_order_release);
+}
+
+static inline bool tm_ps_swapped(uint8_t st) { return st & TM_PS_SWAPPED; }
+static inline unsigned tm_ps_order(uint8_t st) { return st & TM_PS_ORDER; }
+static inline size_t tm_folio_head(size_t pg, unsigned order) { return pg & ~(((size_t)1 << order) - 1); }
+
+static inline pthread_mutex_t *tm_folio_lock(tm_pager *p, size_t pg)
+{
+	return &p->locks[pg >> TM_SWAP_MAX_ORDER];
+}
+
+/* The folio's first slot + the subpage's index: folio_swap()'s rule. */
+static inline uint64_t tm_slot_of(const tm_pager *p, size_t pg, uint8_t st)
+{
+	size_t head = tm_folio_head(pg, tm_ps_order(st));
+
+	return p->folio_first[pg] + (pg - head);
+}
+
+/* Where a fault wants its page: the fill callback's buffers. */
+struct tm_fault_out {
+	size_t pg;
+	void *data;
+	uint8_t *tags;
+	bool *tagged;
+};
+
+/* iopool.c: folio-sized I/O buffers, allocated at pager creation. */
+int tm_iopool_init(struct tm_iopool *pl, size_t ps, size_t packed);
+void tm_iopool_fini(struct tm_iopool *pl);
+struct tm_iobuf *tm_iopool_get(struct tm_iopool *pl);
+void tm_iopool_put(struct tm_iopool *pl, struct tm_iobuf *b);
+
+/* pager.c: forget page pg's swap copy (tags, slot, state); count a restore. */
+void tm_pager_release_page(tm_pager *p, size_t pg);
+void tm_pager_commit_restore(tm_pager *p, size_t pg, bool tagged, bool fault);
+
+/* swapin.c: whole-folio restore of the folio swapped page pg is in, under
+ * its folio lock; one subpage's data and tags; the lazy fill callback. */
+int tm_restore_folio_locked(tm_pager *p, size_t pg, struct tm_fault_out *fo,
+			    tm_error *err);
+int tm_pager_load_page(tm_pager *p, size_t pg, uint8_t st, uint8_t *data,
+		       uint8_t *tags, bool *tagged, tm_error *err);
+int tm_pager_fill(void *ctx, tm_region *r, size_t pg, void *data,
+		  uint8_t *tags, bool *tagged, tm_error *err);
 
 /* swapfile.c: slot I/O with errors naming the file, slot and offset. */
 int tm_swapfile_read(tm_swapfile *sf, uint64_t slot, void *buf, size_t nslots,
