@@ -16,7 +16,7 @@
 #define XXH_STATIC_LINKING_ONLY /* XXH3_state_t on the stack */
 #include <xxhash.h>
 
-const uint8_t tm_snap_zero_page[TM_PAGE_SIZE_MAX];
+const uint8_t tm_snap_zero_page[TM_PAGE_SIZE_MAX] __attribute__((aligned(SNAP_ALIGN)));
 
 int snap_loadbuf_init(snap_loadbuf *b, const snap_layout *L, tm_error *err)
 {
@@ -34,9 +34,8 @@ int snap_loadbuf_init(snap_loadbuf *b, const snap_layout *L, tm_error *err)
 		b->dctx = ZSTD_createDCtx();
 		ok = b->blob && b->cat && b->tcat && b->dctx;
 	} else {
-		b->data = sfile_alloc(cp * ps);
-		b->tags = sfile_alloc(cp * tb + SNAP_ALIGN);
-		ok = b->data && b->tags;
+		b->data = sfile_alloc(cp * ps + snap_tag_slot(cp, tb));
+		ok = b->data != NULL;
 	}
 	if (!ok || !b->dptr || !b->tptr) {
 		snap_loadbuf_free(b);
@@ -48,7 +47,6 @@ int snap_loadbuf_init(snap_loadbuf *b, const snap_layout *L, tm_error *err)
 void snap_loadbuf_free(snap_loadbuf *b)
 {
 	free(b->data);
-	free(b->tags);
 	free(b->blob);
 	free(b->cat);
 	free(b->tcat);
@@ -85,23 +83,11 @@ static int chunk_read_error(tm_snapshot *s, uint32_t ri, uint64_t c,
 	return chunk_error(s, ri, c, err, "%s", tm_error_msg(e));
 }
 
-/* Raw mode: tag bytes to read for a chunk, padded to the alignment when
- * the tag area has room (it is padded to SNAP_ALIGN at its end). */
-static size_t raw_tag_read_len(const snap_layout *L, const snap_region *R,
-			       const snap_chunk *e)
-{
-	uint64_t area_end = R->tag_area +
-		snap_align_up(R->npages * snap_tag_bytes(L), SNAP_ALIGN);
-	uint64_t len = e->tag_len;
-
-	if (e->tag_off % SNAP_ALIGN == 0) {
-		len = snap_align_up(len, SNAP_ALIGN);
-		if (e->tag_off + len > area_end)
-			len = area_end - e->tag_off;
-	}
-	return (size_t)len;
-}
-
+/*
+ * Raw mode: one read covers the chunk from its first stored page to the end
+ * of what it stores (its tag slot when it has tags), holes included; the
+ * checksum then covers exactly the pages the bitmaps say are stored.
+ */
 static int load_raw(tm_snapshot *s, snap_loadbuf *b, uint32_t ri, uint64_t c,
 		    tm_error *err)
 {
@@ -110,10 +96,10 @@ static int load_raw(tm_snapshot *s, snap_loadbuf *b, uint32_t ri, uint64_t c,
 	const snap_chunk *e = &R->chunks[c];
 	uint64_t first = snap_chunk_first(L, c), np = snap_chunk_npages(L, R, c);
 	size_t ps = L->geom.page_size, tb = snap_tag_bytes(L);
-	uint64_t lo = np, hi = 0, nt = 0, sum;
+	uint64_t lo = np, hi = 0, nt = 0, from, to, sum;
+	uint8_t *tags = b->data + np * ps;
 	XXH3_state_t st;
 	tm_error e2;
-	int rc = 0;
 
 	for (uint64_t k = 0; k < np; k++) {
 		if (tm_bit_test(R->dbits, first + k)) {
@@ -122,13 +108,11 @@ static int load_raw(tm_snapshot *s, snap_loadbuf *b, uint32_t ri, uint64_t c,
 		}
 		nt += tm_bit_test(R->tbits, first + k);
 	}
+	from = (lo < np ? lo : np) * ps;
+	to = nt ? np * ps + snap_tag_slot(np, tb) : hi * ps;
 	tm_error_clear(&e2);
-	if (hi > lo)
-		rc = sfile_pread(&s->f, b->data + lo * ps, (hi - lo) * ps,
-				 e->data_off + lo * ps, &e2);
-	if (!rc && nt)
-		rc = sfile_pread(&s->f, b->tags, raw_tag_read_len(L, R, e), e->tag_off, &e2);
-	if (rc)
+	if (to > from && sfile_pread(&s->f, b->data + from, to - from,
+				     e->data_off + from, &e2))
 		return chunk_read_error(s, ri, c, &e2, err);
 	XXH3_64bits_reset(&st);
 	for (uint64_t k = 0; k < np; k++) {
@@ -137,7 +121,7 @@ static int load_raw(tm_snapshot *s, snap_loadbuf *b, uint32_t ri, uint64_t c,
 			XXH3_64bits_update(&st, b->dptr[k], ps);
 	}
 	for (uint64_t k = 0; k < np; k++) {
-		b->tptr[k] = tm_bit_test(R->tbits, first + k) ? b->tags + k * tb : NULL;
+		b->tptr[k] = tm_bit_test(R->tbits, first + k) ? tags + k * tb : NULL;
 		if (b->tptr[k])
 			XXH3_64bits_update(&st, b->tptr[k], tb);
 	}
@@ -147,7 +131,9 @@ static int load_raw(tm_snapshot *s, snap_loadbuf *b, uint32_t ri, uint64_t c,
 				   "checksum mismatch over data at file offset %" PRIu64 " (0x%" PRIx64 ", %u bytes) and tags at %" PRIu64 " (0x%" PRIx64 ", %u bytes): stored 0x%016" PRIx64 ", computed 0x%016" PRIx64,
 				   e->data_off, e->data_off, e->data_len, e->tag_off,
 				   e->tag_off, e->tag_len, e->xxh, sum);
-	b->stored_data = (hi - lo) * ps;
+	b->stored_data = 0;
+	for (uint64_t k = 0; k < np; k++)
+		b->stored_data += b->dptr[k] ? ps : 0;
 	b->stored_tags = nt * tb;
 	return 0;
 }

@@ -16,6 +16,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #define XXH_STATIC_LINKING_ONLY /* XXH3_state_t on the stack */
 #include <xxhash.h>
@@ -39,6 +40,7 @@ struct save_ws {
 	size_t blob_cap;
 	ZSTD_CCtx *cctx;
 	const uint8_t **dptr;
+	struct iovec *iov;            /* raw: gathered pieces of a chunk */
 	uint64_t *dbits, *tbits;      /* chunk-local bitmaps */
 };
 
@@ -51,6 +53,7 @@ static void save_ws_free(struct save_ws *w)
 	free(w->tcat);
 	free(w->blob);
 	free(w->dptr);
+	free(w->iov);
 	free(w->dbits);
 	free(w->tbits);
 	ZSTD_freeCCtx(w->cctx);
@@ -65,8 +68,9 @@ static struct save_ws *save_ws_new(const snap_layout *L)
 	if (!w)
 		return NULL;
 	w->data = sfile_alloc(cp * ps);
-	w->tags = sfile_alloc(cp * tb + SNAP_ALIGN);
+	w->tags = sfile_alloc(snap_tag_slot(cp, tb));
 	w->dptr = calloc(cp, sizeof(*w->dptr));
+	w->iov = calloc(2 * cp + 4, sizeof(*w->iov));
 	w->dbits = calloc(tm_bitmap_words(cp), 8);
 	w->tbits = calloc(tm_bitmap_words(cp), 8);
 	if (L->flags & TM_SNAP_ZSTD) {
@@ -75,7 +79,7 @@ static struct save_ws *save_ws_new(const snap_layout *L)
 		w->tcat = sfile_alloc(cp * tb);
 		w->cctx = ZSTD_createCCtx();
 	}
-	if (!w->data || !w->tags || !w->dptr || !w->dbits || !w->tbits ||
+	if (!w->data || !w->tags || !w->dptr || !w->iov || !w->dbits || !w->tbits ||
 	    ((L->flags & TM_SNAP_ZSTD) && (!w->blob || !w->tcat || !w->cctx))) {
 		save_ws_free(w);
 		return NULL;
@@ -131,51 +135,81 @@ static void merge_bits(uint64_t *dst, const uint64_t *src, uint64_t first,
 					  (uint64_t)1 << ((first + k) & 63), __ATOMIC_RELAXED);
 }
 
-/* Raw mode: runs of data pages at their fixed offsets; the tag span whole. */
-static int save_raw(struct save_job *J, struct save_ws *w, snap_region *R,
-		    snap_chunk *e, uint64_t np, tm_error *err)
+/*
+ * Raw mode writer: the stored pieces of a chunk (its non-zero pages and its
+ * tag slot) gathered into as few writes as possible. A gap shorter than
+ * SNAP_HOLE_MIN between two pieces is written as zeros so the chunk goes
+ * out in one large (O_DIRECT) write; a longer run of zero pages stays a
+ * hole. Readers never look at those zeros: the bitmaps say what is stored.
+ */
+struct gather {
+	struct iovec *iov;
+	int n;
+	uint64_t base, start, end;     /* file range being gathered */
+};
+
+static int gather_flush(struct save_job *J, struct gather *g, tm_error *err)
 {
-	size_t ps = J->L->geom.page_size, tb = snap_tag_bytes(J->L);
-	bool any_tags = false;
-	XXH3_state_t st;
+	int rc = 0;
+
+	if (g->n)
+		rc = sfile_pwritev(&J->f, g->iov, g->n, g->base + g->start, err);
+	g->n = 0;
+	return rc;
+}
+
+static int gather_add(struct save_job *J, struct gather *g, uint64_t off,
+		      const uint8_t *p, size_t len, tm_error *err)
+{
 	int rc;
 
-	XXH3_64bits_reset(&st);
-	for (uint64_t k = 0; k < np;) {
-		uint64_t run = 1;
-
-		if (!tm_bit_test(w->dbits, k)) {
-			k++;
-			continue;
-		}
-		while (k + run < np && tm_bit_test(w->dbits, k + run) &&
-		       w->dptr[k + run] == w->dptr[k] + run * ps)
-			run++;
-		for (uint64_t j = 0; j < run; j++)
-			XXH3_64bits_update(&st, w->dptr[k + j], ps);
-		rc = sfile_pwrite(&J->f, w->dptr[k], run * ps, e->data_off + k * ps, err);
+	if (g->n && off - g->end >= SNAP_HOLE_MIN) {
+		rc = gather_flush(J, g, err);
 		if (rc)
 			return rc;
-		k += run;
 	}
+	if (g->n == 0)
+		g->start = g->end = off;
+	if (off > g->end)
+		g->iov[g->n++] = (struct iovec){ (void *)tm_snap_zero_page, off - g->end };
+	if (g->n && (const uint8_t *)g->iov[g->n - 1].iov_base + g->iov[g->n - 1].iov_len == p)
+		g->iov[g->n - 1].iov_len += len;
+	else
+		g->iov[g->n++] = (struct iovec){ (void *)p, len };
+	g->end = off + len;
+	return 0;
+}
+
+static int save_raw(struct save_job *J, struct save_ws *w, snap_chunk *e,
+		    uint64_t np, tm_error *err)
+{
+	size_t ps = J->L->geom.page_size, tb = snap_tag_bytes(J->L);
+	struct gather g = { .iov = w->iov, .base = e->data_off };
+	bool any_tags = false;
+	XXH3_state_t st;
+	int rc = 0;
+
+	XXH3_64bits_reset(&st);
+	for (uint64_t k = 0; k < np && !rc; k++)
+		if (tm_bit_test(w->dbits, k)) {
+			XXH3_64bits_update(&st, w->dptr[k], ps);
+			rc = gather_add(J, &g, k * ps, w->dptr[k], ps, err);
+		}
 	for (uint64_t k = 0; k < np; k++)
 		if (tm_bit_test(w->tbits, k)) {
 			XXH3_64bits_update(&st, w->tags + k * tb, tb);
 			any_tags = true;
 		}
 	e->xxh = XXH3_64bits_digest(&st);
-	if (!any_tags)
-		return 0;
-	/* The region's last tag span may be padded up to the tag area's
-	 * aligned end (nothing else lives there), so it can go O_DIRECT;
-	 * any other span is written exactly, never over its neighbours. */
-	uint64_t data_end = R->tag_area + R->npages * tb;
-	uint64_t len = e->tag_len;
-	if (e->tag_off % SNAP_ALIGN == 0 && e->tag_off + len == data_end) {
-		len = snap_align_up(len, SNAP_ALIGN);
-		memset(w->tags + e->tag_len, 0, len - e->tag_len);
+	if (!rc && any_tags) {
+		uint64_t slot = snap_tag_slot(np, tb);
+
+		memset(w->tags + np * tb, 0, slot - np * tb);
+		rc = gather_add(J, &g, np * ps, w->tags, slot, err);
 	}
-	return sfile_pwrite(&J->f, w->tags, len, e->tag_off, err);
+	if (!rc)
+		rc = gather_flush(J, &g, err);
+	return rc;
 }
 
 /* zstd mode: data pages compressed as one frame (raw if that is not
@@ -272,7 +306,7 @@ static int save_chunk(snap_pool *p, void *ws, uint32_t ri, uint64_t c,
 	if (J->L->flags & TM_SNAP_ZSTD)
 		rc = save_zstd(J, w, &R->chunks[c], np, err);
 	else
-		rc = save_raw(J, w, R, &R->chunks[c], np, err);
+		rc = save_raw(J, w, &R->chunks[c], np, err);
 	if (rc)
 		return rc;
 	merge_bits(R->dbits, w->dbits, first, np);
@@ -438,6 +472,8 @@ int tm_snapshot_save(const char *path, tm_region *const *regions, size_t n,
 	J.level = o && o->zstd_level ? o->zstd_level : 1;
 	atomic_store(&J.cursor, L.data_off);
 	rc = sfile_create(&J.f, path, o ? o->io : TM_SNAP_IO_AUTO, err);
+	if (!rc && getenv("TM_PRESIZE"))
+		rc = ftruncate(J.f.fd, (off_t)(L.flags & TM_SNAP_ZSTD ? L.data_off + (1ull << 40) : L.file_size));
 	if (!rc) {
 		rc = save_run(&J, st, err);
 		st->direct_io = J.f.direct;

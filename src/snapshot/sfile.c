@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <libgen.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -246,6 +247,64 @@ int sfile_pwrite(sfile *f, const void *buf, size_t len, uint64_t off,
 		direct_refused(f, rc);
 	}
 	rc = tm_pwrite_full(f->fd, buf, len, off);
+out:
+	if (rc)
+		return tm_error_set(err, rc, "%s: write of %zu bytes at offset %" PRIu64 " (0x%" PRIx64 ") failed: %s",
+				    f->path, len, off, off, strerror(-rc));
+	return 0;
+}
+
+static bool aligned_iov(const sfile *f, const struct iovec *iov, int cnt,
+			uint64_t off)
+{
+	if (!f->direct || off % SFILE_ALIGN)
+		return false;
+	for (int i = 0; i < cnt; i++)
+		if ((uintptr_t)iov[i].iov_base % SFILE_ALIGN || iov[i].iov_len % SFILE_ALIGN)
+			return false;
+	return true;
+}
+
+/* pwritev until everything is written (short writes advance the iovecs). */
+static int pwritev_full(int fd, struct iovec *iov, int cnt, uint64_t off)
+{
+	while (cnt > 0) {
+		ssize_t n = pwritev(fd, iov, cnt > IOV_MAX ? IOV_MAX : cnt, (off_t)off);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		off += (uint64_t)n;
+		while (cnt > 0 && (size_t)n >= iov->iov_len) {
+			n -= (ssize_t)iov->iov_len;
+			iov++;
+			cnt--;
+		}
+		if (cnt > 0) {
+			iov->iov_base = (char *)iov->iov_base + n;
+			iov->iov_len -= (size_t)n;
+		}
+	}
+	return 0;
+}
+
+int sfile_pwritev(sfile *f, struct iovec *iov, int cnt, uint64_t off,
+		  tm_error *err)
+{
+	size_t len = 0;
+	int rc;
+
+	for (int i = 0; i < cnt; i++)
+		len += iov[i].iov_len;
+	if (aligned_iov(f, iov, cnt, off)) {
+		rc = pwritev_full(f->dfd, iov, cnt, off);
+		if (rc != -EINVAL)
+			goto out;
+		direct_refused(f, rc);
+	}
+	rc = pwritev_full(f->fd, iov, cnt, off);
 out:
 	if (rc)
 		return tm_error_set(err, rc, "%s: write of %zu bytes at offset %" PRIu64 " (0x%" PRIx64 ") failed: %s",

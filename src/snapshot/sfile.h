@@ -19,6 +19,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 #include "tagmem/error.h"
 #include "tagmem/snapshot.h"
@@ -53,6 +54,10 @@ int sfile_open(sfile *f, const char *path, enum tm_snap_io io, tm_error *err);
 
 int sfile_pwrite(sfile *f, const void *buf, size_t len, uint64_t off,
 		 tm_error *err);
+/* Gather write of cnt pieces to one contiguous file range (iov is
+ * modified); direct only when every piece is aligned. */
+int sfile_pwritev(sfile *f, struct iovec *iov, int cnt, uint64_t off,
+		  tm_error *err);
 /* Read exactly len bytes; -EBADMSG naming the offset at end of file. */
 int sfile_pread(sfile *f, void *buf, size_t len, uint64_t off, tm_error *err);
 

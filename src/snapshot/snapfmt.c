@@ -66,34 +66,36 @@ static void snap_place(snap_layout *L)
 	cur = L->data_off;
 	for (uint32_t i = 0; i < L->nregions; i++) {
 		snap_region *R = &L->regions[i];
+		bool tagged = R->flags & SNAP_REGION_TAGGED;
+		uint64_t last = R->npages - (R->nchunks - 1) * L->chunk_pages;
 
-		R->data_area = R->tag_area = 0;
+		R->data_area = R->stride = 0;
 		if (L->flags & TM_SNAP_ZSTD)
 			continue;
+		/* chunk c: its pages, then (tagged) their packed tags */
+		R->stride = L->chunk_pages * ps +
+			    (tagged ? snap_tag_slot(L->chunk_pages, tb) : 0);
 		R->data_area = snap_align_up(cur, SNAP_AREA_ALIGN);
-		cur = R->data_area + R->npages * ps;
-		if (R->flags & SNAP_REGION_TAGGED) {
-			R->tag_area = cur;
-			cur += snap_align_up(R->npages * tb, SNAP_ALIGN);
-		}
+		cur = R->data_area + (R->nchunks - 1) * R->stride + last * ps +
+		      (tagged ? snap_tag_slot(last, tb) : 0);
 	}
 	if (!(L->flags & TM_SNAP_ZSTD))
 		L->file_size = cur;
 }
 
-/* Raw mode: the chunk entry a chunk must have (fixed offsets). */
+/* Raw mode: the chunk entry a chunk must have (fixed offsets): the pages
+ * of chunk c at data_area + c * stride, their tags right after them. */
 static void snap_raw_chunk(const snap_layout *L, const snap_region *R,
 			   uint64_t c, snap_chunk *e)
 {
-	uint64_t first = snap_chunk_first(L, c), np = snap_chunk_npages(L, R, c);
-	size_t tb = snap_tag_bytes(L);
+	uint64_t np = snap_chunk_npages(L, R, c);
 
-	e->data_off = R->data_area + first * L->geom.page_size;
+	e->data_off = R->data_area + c * R->stride;
 	e->data_len = (uint32_t)(np * L->geom.page_size);
 	e->tag_off = e->tag_len = 0;
 	if (R->flags & SNAP_REGION_TAGGED) {
-		e->tag_off = R->tag_area + first * tb;
-		e->tag_len = (uint32_t)(np * tb);
+		e->tag_off = e->data_off + e->data_len;
+		e->tag_len = (uint32_t)(np * snap_tag_bytes(L));
 	}
 	e->flags = 0;
 }
@@ -257,7 +259,7 @@ static void put_region(uint8_t *p, const snap_region *R)
 	snap_put64(p + SR_TBITMAP, R->tbitmap_off);
 	snap_put64(p + SR_CHUNKS, R->chunks_off);
 	snap_put64(p + SR_DATA_AREA, R->data_area);
-	snap_put64(p + SR_TAG_AREA, R->tag_area);
+	snap_put64(p + SR_STRIDE, R->stride);
 	snap_put64(p + SR_DIGEST, R->digest);
 }
 
@@ -427,10 +429,10 @@ static int check_region_offsets(const snap_region *R, const uint8_t *p,
 	static const struct { int off; const char *what; } f[] = {
 		{ SR_NCHUNKS, "chunk count" }, { SR_DBITMAP, "data bitmap offset" },
 		{ SR_TBITMAP, "tag bitmap offset" }, { SR_CHUNKS, "chunk table offset" },
-		{ SR_DATA_AREA, "data area offset" }, { SR_TAG_AREA, "tag area offset" },
+		{ SR_DATA_AREA, "data area offset" }, { SR_STRIDE, "chunk stride" },
 	};
 	const uint64_t want[] = { R->nchunks, R->dbitmap_off, R->tbitmap_off,
-				  R->chunks_off, R->data_area, R->tag_area };
+				  R->chunks_off, R->data_area, R->stride };
 
 	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
 		if (snap_get64(p + f[i].off) != want[i])

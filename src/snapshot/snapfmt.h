@@ -26,6 +26,10 @@
 #define SNAP_CHUNK_BYTES  40u
 #define SNAP_ALIGN        4096u          /* every offset and length on disk */
 #define SNAP_AREA_ALIGN   (1u << 20)     /* data areas start on 1 MiB */
+/* Raw mode writes zeros into gaps shorter than this between stored pieces
+ * of a chunk (so a chunk goes out in one large write); longer runs of
+ * zero pages stay holes. */
+#define SNAP_HOLE_MIN     (64u << 10)
 #define SNAP_KNOWN_FLAGS  (TM_SNAP_ZSTD | TM_SNAP_DIGEST)
 
 #define SNAP_REGION_TAGGED 1u            /* region entry flags */
@@ -46,7 +50,7 @@ enum {
 enum {
 	SR_NAME = 0, SR_SIZE = 64, SR_NPAGES = 72, SR_FLAGS = 80,
 	SR_RESERVED0 = 84, SR_NCHUNKS = 88, SR_DBITMAP = 96, SR_TBITMAP = 104,
-	SR_CHUNKS = 112, SR_DATA_AREA = 120, SR_TAG_AREA = 128, SR_DIGEST = 136,
+	SR_CHUNKS = 112, SR_DATA_AREA = 120, SR_STRIDE = 128, SR_DIGEST = 136,
 	SR_RESERVED1 = 144,
 };
 
@@ -73,7 +77,8 @@ typedef struct snap_region {
 	uint64_t size, npages, nchunks;
 	uint32_t flags;                 /* SNAP_REGION_TAGGED */
 	uint64_t dbitmap_off, tbitmap_off, chunks_off;
-	uint64_t data_area, tag_area;   /* raw mode only */
+	uint64_t data_area;             /* raw mode: where chunk 0 starts */
+	uint64_t stride;                /* raw mode: bytes from chunk to chunk */
 	uint64_t digest;
 	/* in memory only */
 	uint64_t *dbits, *tbits;        /* npages bits each */
@@ -94,6 +99,11 @@ typedef struct snap_layout {
 static inline uint64_t snap_bitmap_bytes(uint64_t npages)
 {
 	return (npages + 63) / 64 * 8;
+}
+/* Raw mode: packed tags of np pages, padded to the alignment. */
+static inline uint64_t snap_tag_slot(uint64_t np, size_t tb)
+{
+	return (np * tb + SNAP_ALIGN - 1) / SNAP_ALIGN * SNAP_ALIGN;
 }
 /* Packed tag bytes per page (0 for an untagged layout). */
 static inline size_t snap_tag_bytes(const snap_layout *L)

@@ -24,8 +24,7 @@ struct tm_snapshot {
 
 /* Buffers for one chunk, allocated once per worker (never per page). */
 typedef struct snap_loadbuf {
-	uint8_t *data;        /* raw: chunk_pages pages at their place */
-	uint8_t *tags;        /* raw: tag span of the chunk (padded) */
+	uint8_t *data;        /* raw: the chunk as on disk: pages, tag slot */
 	uint8_t *blob;        /* zstd: the stored blob */
 	uint8_t *cat;         /* zstd: decompressed data pages, in order */
 	uint8_t *tcat;        /* zstd: decoded tags of tagged pages */
@@ -47,7 +46,7 @@ int snap_load_chunk(tm_snapshot *s, snap_loadbuf *b, uint32_t ri, uint64_t c,
 		    tm_error *err);
 
 /* A read-only page of zeros, for tag-only pages. */
-extern const uint8_t tm_snap_zero_page[TM_PAGE_SIZE_MAX];
+extern const uint8_t tm_snap_zero_page[TM_PAGE_SIZE_MAX] __attribute__((aligned(SNAP_ALIGN)));
 
 /* ---- a pool of workers over every chunk of every region ---------- */
 
