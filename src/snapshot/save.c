@@ -16,7 +16,6 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <unistd.h>
 
 #define XXH_STATIC_LINKING_ONLY /* XXH3_state_t on the stack */
 #include <xxhash.h>
@@ -472,8 +471,6 @@ int tm_snapshot_save(const char *path, tm_region *const *regions, size_t n,
 	J.level = o && o->zstd_level ? o->zstd_level : 1;
 	atomic_store(&J.cursor, L.data_off);
 	rc = sfile_create(&J.f, path, o ? o->io : TM_SNAP_IO_AUTO, err);
-	if (!rc && getenv("TM_PRESIZE"))
-		rc = ftruncate(J.f.fd, (off_t)(L.flags & TM_SNAP_ZSTD ? L.data_off + (1ull << 40) : L.file_size));
 	if (!rc) {
 		rc = save_run(&J, st, err);
 		st->direct_io = J.f.direct;
