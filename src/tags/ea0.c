@@ -142,20 +142,20 @@ int tm_ea0_compress(uint32_t page_size, const uint8_t *packed,
 
 	if (!params_for(page_size, &p))
 		return bad_page_size(page_size, err);
-	/* walk at most N + 1 ranges: one too many already means raw */
+	/* count first, a word at a time: most pages that miss do so by far */
+	if (tm_run_count(packed, p.granules, 4, true, p.max_ranges) > p.max_ranges)
+		return tm_error_set(err, -E2BIG,
+				    "EA0: more than %u tag ranges do not fit inline for %u-byte pages",
+				    p.max_ranges, page_size);
 	tm_run_iter it;
 	unsigned tag;
 	size_t len;
 
 	tm_run_iter_init(&it, packed, p.granules, 4, true);
-	for (n = 0; n <= p.max_ranges && tm_run_next(&it, &tag, &len); n++) {
+	for (n = 0; tm_run_next(&it, &tag, &len); n++) {
 		t[n] = (uint8_t)tag;
 		l[n] = (uint16_t)len;
 	}
-	if (n > p.max_ranges)
-		return tm_error_set(err, -E2BIG,
-				    "EA0: more than %u tag ranges do not fit inline for %u-byte pages",
-				    p.max_ranges, page_size);
 	if (n == 1) {
 		t[1] = t[0];
 		l[0] = l[1] = (uint16_t)(p.granules / 2);

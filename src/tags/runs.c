@@ -6,106 +6,20 @@
 
 #include <string.h>
 
-static const uint64_t NIB_LO = 0x0f0f0f0f0f0f0f0full;
-
-static uint64_t load_word(const tm_run_iter *it, size_t k)
+size_t tm_run_count(const uint8_t *p, size_t items, unsigned bits, bool swap,
+		    size_t limit)
 {
-	uint64_t w = 0;
-	size_t off = k * 8;
+	size_t nbytes = items * bits / 8, ipw = 64 / bits, n = items ? 1 : 0;
+	uint64_t prev = 0;
 
-	if (off + 8 <= it->nbytes)
-		memcpy(&w, it->p + off, 8);
-	else if (off < it->nbytes)
-		memcpy(&w, it->p + off, it->nbytes - off);
-	if (it->swap)
-		w = ((w >> 4) & NIB_LO) | ((w & NIB_LO) << 4);
-	return w;
-}
+	swap = swap && bits == 4;
+	for (size_t k = 0; k * ipw < items && n <= limit; k++) {
+		uint64_t w = tm_runs_load(p, nbytes, k, swap);
 
-/* One bit per item (its lowest bit) set when any bit of the item is set. */
-static uint64_t fold(uint64_t d, unsigned bits)
-{
-	switch (bits) {
-	case 1:
-		return d;
-	case 2:
-		return (d | (d >> 1)) & 0x5555555555555555ull;
-	case 4:
-		d |= d >> 2;
-		d |= d >> 1;
-		return d & 0x1111111111111111ull;
-	default:
-		d |= d >> 4;
-		d |= d >> 2;
-		d |= d >> 1;
-		return d & 0x0101010101010101ull;
+		n += (size_t)__builtin_popcountll(tm_runs_starts(w, prev, bits, k, items));
+		prev = w;
 	}
-}
-
-/* Boundaries of word k: bit j*bits set when item j differs from item j+1. */
-static uint64_t word_mask(const tm_run_iter *it, size_t k)
-{
-	size_t ipw = 64 / it->bits;
-	size_t base = k * ipw;
-	uint64_t w = load_word(it, k);
-	uint64_t nxt = w >> it->bits;
-
-	if (base + ipw < it->items)
-		nxt |= load_word(it, k + 1) << (64 - it->bits);
-	uint64_t m = fold(w ^ nxt, it->bits);
-	/* only items that have a successor inside the page can end a run */
-	size_t valid = it->items - 1 - base;
-	if (valid < ipw)
-		m &= (1ull << (valid * it->bits)) - 1;
-	return m;
-}
-
-void tm_run_iter_init(tm_run_iter *it, const uint8_t *p, size_t items,
-		      unsigned bits, bool swap)
-{
-	it->p = p;
-	it->nbytes = items * bits / 8;
-	it->items = items;
-	it->bits = bits;
-	it->swap = swap && bits == 4;
-	it->pos = 0;
-	it->word = 0;
-	it->m = items ? word_mask(it, 0) : 0;
-}
-
-bool tm_run_next(tm_run_iter *it, unsigned *value, size_t *len)
-{
-	size_t ipw = 64 / it->bits;
-	size_t start = it->pos;
-
-	if (start >= it->items)
-		return false;
-	*value = tm_item_get(it->p, it->bits, start, it->swap);
-	while (it->m == 0) {
-		it->word++;
-		if (it->word * ipw >= it->items) {
-			*len = it->items - start;
-			it->pos = it->items;
-			return true;
-		}
-		it->m = word_mask(it, it->word);
-	}
-	size_t end = it->word * ipw + (size_t)__builtin_ctzll(it->m) / it->bits;
-
-	it->m &= it->m - 1;
-	*len = end - start + 1;
-	it->pos = end + 1;
-	return true;
-}
-
-unsigned tm_item_get(const uint8_t *p, unsigned bits, size_t i, bool swap)
-{
-	size_t bit = i * bits;
-	unsigned sh = (unsigned)(bit & 7);
-
-	if (swap && bits == 4)
-		sh ^= 4;
-	return (p[bit >> 3] >> sh) & ((1u << bits) - 1);
+	return n;
 }
 
 static void item_set(uint8_t *p, unsigned bits, size_t i, unsigned v, bool swap)

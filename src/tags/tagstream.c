@@ -52,7 +52,22 @@ struct ts_geom {
 	unsigned bits;    /* item width */
 	size_t pbytes;    /* packed bytes per page */
 	unsigned maxval;  /* largest item value */
+	size_t max_runs;  /* more runs than this can never beat raw */
 };
+
+static size_t varint_len(uint64_t v);
+static size_t values_bytes(const struct ts_geom *t, size_t n);
+
+/* The most runs whose cheapest encoding (1-byte lengths) is below raw. */
+static size_t max_useful_runs(const struct ts_geom *t)
+{
+	size_t n = 2;
+
+	while (n < t->items && n < TS_MAX_RUNS &&
+	       varint_len(n + 1 - 2) + values_bytes(t, n + 1) + n < t->pbytes)
+		n++;
+	return n;
+}
 
 static int ts_geom_from(const tm_geom *g, struct ts_geom *t, tm_error *err)
 {
@@ -63,6 +78,7 @@ static int ts_geom_from(const tm_geom *g, struct ts_geom *t, tm_error *err)
 		return tm_error_set(err, -EINVAL, "tag stream: %u-bit items are not supported",
 				    g->bits);
 	t->maxval = t->items ? (1u << g->bits) - 1 : 0;
+	t->max_runs = t->items ? max_useful_runs(t) : 0;
 	return 0;
 }
 
@@ -131,7 +147,11 @@ struct run_buf {
 	size_t cost;                  /* payload bytes of the runs class */
 };
 
-/* Pick a page's class; for runs, leave them in rb. */
+/*
+ * Pick a page's class; for runs, leave them in rb. Runs are counted first a
+ * word at a time, so pages that can only be raw (random tags, tiny chunks)
+ * never pay for the walk.
+ */
 static int classify(const struct ts_geom *t, const uint8_t *page, struct run_buf *rb)
 {
 	tm_run_iter it;
@@ -140,23 +160,20 @@ static int classify(const struct ts_geom *t, const uint8_t *page, struct run_buf
 
 	if (t->items == 0)
 		return C_ZERO;
+	size_t n = tm_run_count(page, t->items, t->bits, false, t->max_runs);
+	if (n == 1)
+		return tm_item_get(page, t->bits, 0, false) ? C_ONE : C_ZERO;
+	if (n > t->max_runs)
+		return C_RAW;
 	tm_run_iter_init(&it, page, t->items, t->bits, false);
-	tm_run_next(&it, &v, &len);
-	if (len == t->items)
-		return v ? C_ONE : C_ZERO;
 	rb->n = 0;
-	do {
-		if (rb->n == TS_MAX_RUNS)
-			return C_RAW;
-		/* this run's length is paid for only if another run follows */
-		if (rb->n)
-			lens_cost += varint_len(rb->lenm1[rb->n - 1]);
+	while (tm_run_next(&it, &v, &len)) {
 		rb->val[rb->n] = (uint8_t)v;
 		rb->lenm1[rb->n] = (uint16_t)(len - 1);
 		rb->n++;
-		if (values_bytes(t, rb->n) + lens_cost >= t->pbytes)
-			return C_RAW;
-	} while (tm_run_next(&it, &v, &len));
+	}
+	for (size_t i = 0; i + 1 < rb->n; i++)
+		lens_cost += varint_len(rb->lenm1[i]);
 	rb->cost = varint_len(rb->n - 2) + values_bytes(t, rb->n) + lens_cost;
 	return rb->cost < t->pbytes ? C_RUNS : C_RAW;
 }
