@@ -6,7 +6,9 @@
  * back in random order from several threads (userfaultfd faults where lazy
  * placement is available, explicit tm_swap_in otherwise), verifies every
  * page's data and tags (discarded pages must read zero, untagged), prints
- * the statistics and swaps off. Exit status 1 on any mismatch or error.
+ * the statistics, swaps a quarter out again and swaps the file off (all
+ * back, every tag released), and verifies again. Exit status 1 on any
+ * mismatch or error.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -123,7 +125,8 @@ static int parse(int argc, char **argv, struct demo_opts *o)
 		else if (i + 1 < argc && parse_value(o, a, argv[i + 1]) == 0)
 			i++;
 		else
-			return fprintf(stderr, "tagmem swap demo: bad argument '%s'\n", a),
+			return fprintf(stderr, "tagmem swap demo: bad argument '%s%s%s'\n", a,
+				       i + 1 < argc ? " " : "", i + 1 < argc ? argv[i + 1] : ""),
 			       usage(stderr), 2;
 	}
 	uint64_t folio = (uint64_t)PS << o->order;
@@ -404,6 +407,23 @@ static int swap_in(struct demo *d, tm_error *err)
 	return rc;
 }
 
+/* Swap every fourth folio out again, swap the file off (which brings them
+ * back and releases every tag), and verify the whole region once more. */
+static int swapoff_phase(struct demo *d, tm_swapoff_report *off, tm_error *err)
+{
+	size_t n = (size_t)1 << d->o.order;
+	int rc = 0;
+
+	for (size_t head = 0, k = 0; !rc && head < d->npages; head += n, k++)
+		if (k % 4 == 1)
+			rc = tm_swap_out(d->p, head, d->o.order, err);
+	if (!rc)
+		rc = tm_swapoff(d->sf, 0, off, err);
+	if (!rc)
+		rc = run_threads(d, true, err);
+	return rc;
+}
+
 /* ---- report --------------------------------------------------------- */
 
 static void classes_json(const tm_swap_stats *st, char *buf, size_t len)
@@ -469,6 +489,7 @@ static void report_json(struct demo *d, const tm_swap_stats *end,
 	tm_json_raw(&j, "tagstore_classes", classes);
 	tm_json_int(&j, "swapoff_pages_restored", (long long)off->pages_restored);
 	tm_json_int(&j, "swapoff_tags_released", (long long)off->tags_released);
+	tm_json_int(&j, "swapoff_tag_bytes_released", (long long)off->tag_bytes_released);
 	tm_json_int(&j, "tagstore_entries_end", (long long)end->tags.entries);
 	if (d->first[0])
 		tm_json_str(&j, "first_error", d->first);
@@ -497,9 +518,10 @@ static void report_text(struct demo *d, const tm_swap_stats *end,
 	printf("\n--- statistics after swap-out and discard ---\n%s", buf);
 	tm_swap_stats_format(end, buf, sizeof(buf));
 	printf("\n--- statistics at the end ---\n%s", buf);
-	printf("\nswapoff: %" PRIu64 " pages restored, %" PRIu64 " tags released\n",
-	       off->pages_restored, off->tags_released);
-	printf("verified %zu pages: %zu mismatches%s%s\n", atomic_load(&d->verified),
+	printf("\nswapoff (after swapping a quarter out again): %" PRIu64 " pages restored, %" PRIu64
+	       " tags released (%" PRIu64 " bytes)\n",
+	       off->pages_restored, off->tags_released, off->tag_bytes_released);
+	printf("verified %zu pages (every page twice): %zu mismatches%s%s\n", atomic_load(&d->verified),
 	       atomic_load(&d->mismatches), d->first[0] ? "; first: " : "", d->first);
 	printf("%s\n", ok ? "OK" : "FAILED");
 }
@@ -538,7 +560,7 @@ static int run_demo(struct demo *d, tm_swap_stats *end, tm_swapoff_report *off,
 		rc = run_threads(d, true, err);
 	tm_swapfile_stats(d->sf, end);
 	if (!rc)
-		rc = tm_swapoff(d->sf, 0, off, err);
+		rc = swapoff_phase(d, off, err);
 	return rc;
 }
 
@@ -563,8 +585,12 @@ static int demo_main(int argc, char **argv)
 	rc = run_demo(d, &end, &off, &err);
 	if (rc)
 		note_error(d, &err);
+	tm_swap_stats after;
+
+	tm_swapfile_stats(d->sf, &after);
 	bool ok = !rc && atomic_load(&d->mismatches) == 0 &&
-		  atomic_load(&d->verified) == d->npages && end.tags.entries == 0;
+		  atomic_load(&d->verified) == 2 * d->npages && end.tags.entries == 0 &&
+		  after.tags.entries == 0 && after.slots_used == 0;
 
 	if (d->o.json)
 		report_json(d, &end, &off, ok);
