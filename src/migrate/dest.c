@@ -120,8 +120,8 @@ static int accept_one(tm_migration *m, struct slots *s, uint64_t deadline,
 		return rc;
 	}
 	if (rc) {
-		/* A stray or broken connection does not end the wait. */
-		fprintf(stderr, "tagmem: dropped a connection: %s\n", tm_error_msg(err));
+		/* A stray or broken connection does not end the wait (the
+		 * library prints nothing; the deadline still applies). */
 		tm_error_clear(err);
 		close(fd);
 	}
