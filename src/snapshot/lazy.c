@@ -74,10 +74,9 @@ static int lazy_fill(void *ctx, tm_region *r, size_t pg, void *data,
 	}
 	memcpy(data, sl->buf.dptr[k] ? sl->buf.dptr[k] : tm_snap_zero_page, ps);
 	*tagged = sl->buf.tptr[k] != NULL;
-	if (*tagged)
-		memcpy(tags, sl->buf.tptr[k], tb);
-	else if (tags && tb)
-		memset(tags, 0, tb);
+	/* an untagged region's tag buffer is not tb bytes: leave it alone */
+	if (L->regions[lr->ri].flags & SNAP_REGION_TAGGED)
+		memcpy(tags, *tagged ? sl->buf.tptr[k] : tm_snap_zero_page, tb);
 	pthread_mutex_unlock(&lr->lock);
 	atomic_fetch_add(&lr->l->faults, 1);
 	return 0;
