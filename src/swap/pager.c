@@ -89,9 +89,11 @@ int tm_pager_create(const tm_pager_config *cfg, tm_pager **out, tm_error *err)
 		return tm_error_set(err, -ENOMEM, "pager for region %s: out of memory for %zu pages",
 				    tm_region_name(cfg->region), tm_region_npages(cfg->region));
 	}
+	tm_tagworker_start(&p->tw);
 	tm_swapfile_attach(p->sf, p);
 	if (p->lazy && (rc = tm_region_lazy_start(p->r, tm_pager_fill, p, err)) != 0) {
 		tm_swapfile_detach(p->sf, p);
+		tm_tagworker_stop(&p->tw);
 		free_pager(p);
 		return tm_error_wrap(err, rc, "pager for region %s: lazy swap-in",
 				     tm_region_name(cfg->region));
@@ -108,6 +110,7 @@ void tm_pager_destroy(tm_pager *p)
 		tm_region_lazy_stop(p->r);
 	tm_pager_drop_all(p);
 	tm_swapfile_detach(p->sf, p);
+	tm_tagworker_stop(&p->tw);
 	free_pager(p);
 }
 

@@ -69,6 +69,32 @@ struct tm_iopool {
 	size_t map_len;
 };
 
+/* tagworker.c: a helper thread doing a folio's tag work during its I/O. */
+struct tm_tagworker {
+	pthread_t th;
+	pthread_mutex_t lock;
+	pthread_cond_t cv;
+	bool started, stop;
+	bool busy;                  /* a job is posted and not yet collected */
+	bool has_job, done;
+	int (*fn)(void *arg, tm_error *err);
+	void *arg;
+	int rc;
+	tm_error err;
+};
+
+/* Folios smaller than this do their tag work inline: the hand-off would
+ * cost more than it hides. */
+#define TM_TAGWORKER_MIN_ORDER 4u
+
+void tm_tagworker_start(struct tm_tagworker *w);
+void tm_tagworker_stop(struct tm_tagworker *w);
+/* Give fn(arg) to the worker if it is idle; false: run it yourself. */
+bool tm_tagworker_post(struct tm_tagworker *w, int (*fn)(void *, tm_error *),
+		       void *arg);
+/* Wait for the posted job: its return value, its error copied to err. */
+int tm_tagworker_wait(struct tm_tagworker *w, tm_error *err);
+
 struct tm_pager {
 	tm_region *r;
 	tm_swapfile *sf;
@@ -88,6 +114,7 @@ struct tm_pager {
 	size_t nlocks;
 	atomic_size_t nswapped;
 	struct tm_iopool pool;
+	struct tm_tagworker tw;
 };
 
 

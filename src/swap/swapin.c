@@ -109,6 +109,39 @@ static int load_folio_data(tm_pager *p, const struct folio_in *f,
 
 /* Decode every swapped subpage's tags into tags[] (values stay in the
  * store until commit): one lock round trip for the folio. */
+struct decode_job {
+	tm_pager *p;
+	struct folio_in *f;
+	uint8_t *tags;
+};
+
+static int load_folio_tags(tm_pager *p, struct folio_in *f, uint8_t *tags,
+			   tm_error *err);
+
+static int decode_job_run(void *arg, tm_error *err)
+{
+	struct decode_job *j = arg;
+
+	return load_folio_tags(j->p, j->f, j->tags, err);
+}
+
+/* Read the folio's data while the tag worker decodes its tags (or decode
+ * them after, inline, for small folios or a busy worker). */
+static int load_folio(tm_pager *p, struct folio_in *f, struct tm_iobuf *b,
+		      tm_error *err)
+{
+	struct decode_job job = { p, f, b->tags };
+	bool posted = p->packed && f->n >= (1u << TM_TAGWORKER_MIN_ORDER) &&
+		      tm_tagworker_post(&p->tw, decode_job_run, &job);
+	int rc = load_folio_data(p, f, b->data, err), trc = 0;
+
+	if (posted)
+		trc = tm_tagworker_wait(&p->tw, rc ? NULL : err);
+	else if (!rc)
+		trc = load_folio_tags(p, f, b->tags, err);
+	return rc ? rc : trc;
+}
+
 static int load_folio_tags(tm_pager *p, struct folio_in *f, uint8_t *tags,
 			   tm_error *err)
 {
@@ -207,9 +240,7 @@ int tm_restore_folio_locked(tm_pager *p, size_t pg, struct tm_fault_out *fo,
 
 	folio_in_init(p, &f, pg);
 	b = tm_iopool_get(&p->pool);
-	rc = load_folio_data(p, &f, b->data, err);
-	if (!rc)
-		rc = load_folio_tags(p, &f, b->tags, err);
+	rc = load_folio(p, &f, b, err);
 	if (!rc)
 		rc = place_folio(p, &f, b, fo, err);
 	commit_folio(p, &f, fo);

@@ -74,26 +74,64 @@ static int write_data(tm_pager *p, struct out_folio *f, tm_error *err)
 	return 0;
 }
 
-/* Build every tagged subpage's value, then insert them with one lock
- * round trip. On failure nothing is stored. */
-static int store_tags(tm_pager *p, struct out_folio *f, tm_error *err)
-{
+/* A folio's tag values, built by the tag worker or inline. */
+struct make_job {
+	tm_pager *p;
+	struct out_folio *f;
 	uint64_t vals[FOLIO_MAX];
-	int rc = 0;
-	size_t i;
+};
 
-	for (i = 0; i < f->n && !rc; i++) {
-		vals[i] = 0;
+static void free_vals(uint64_t *vals, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (vals[i])
+			tm_ts_value_free(vals[i]);
+}
+
+/* Build every tagged subpage's value; on failure none is kept. */
+static int make_values(void *arg, tm_error *err)
+{
+	struct make_job *j = arg;
+	struct out_folio *f = j->f;
+	int rc = 0;
+
+	memset(j->vals, 0, f->n * sizeof(j->vals[0]));
+	for (size_t i = 0; i < f->n && !rc; i++)
 		if (f->tagged[i])
-			rc = tm_ts_value_make(&p->sf->ts, f->b->tags + i * p->packed,
-					      &vals[i], err);
+			rc = tm_ts_value_make(&j->p->sf->ts, f->b->tags + i * j->p->packed,
+					      &j->vals[i], err);
+	if (rc)
+		free_vals(j->vals, f->n);
+	return rc;
+}
+
+/*
+ * Write the data while the tag worker builds the tag values, then insert
+ * the values with one lock round trip. On failure nothing is stored.
+ */
+static int write_and_store(tm_pager *p, struct out_folio *f, unsigned order,
+			   tm_error *err)
+{
+	struct make_job job = { .p = p, .f = f };
+	bool posted = p->packed && order >= TM_TAGWORKER_MIN_ORDER &&
+		      tm_tagworker_post(&p->tw, make_values, &job);
+	int rc = write_data(p, f, err), trc = 0;
+
+	if (posted)
+		trc = tm_tagworker_wait(&p->tw, rc ? NULL : err);
+	else if (!rc && p->packed)
+		trc = make_values(&job, err);
+	if (rc || trc) {
+		if (!trc)
+			free_vals(job.vals, f->n);
+		return rc ? rc : tm_error_wrap(err, trc, "tags of region %s folio at page %zu",
+					       tm_region_name(p->r), f->pg);
 	}
-	if (!rc)
-		rc = tm_tagstore_put_batch(&p->sf->ts, f->first, f->n, vals, err);
+	if (!p->packed)
+		return 0;
+	rc = tm_tagstore_put_batch(&p->sf->ts, f->first, f->n, job.vals, err);
 	if (rc) {
-		for (size_t k = 0; k < i; k++)
-			if (vals[k])
-				tm_ts_value_free(vals[k]);
+		free_vals(job.vals, f->n);
 		return tm_error_wrap(err, rc, "storing the tags of region %s folio at page %zu",
 				     tm_region_name(p->r), f->pg);
 	}
@@ -152,9 +190,7 @@ static int swap_out_locked(tm_pager *p, struct out_folio *f, unsigned order,
 		return tm_error_set(err, rc,
 				    "swap-out of region %s page %zu: swap file %s has no free aligned run of %zu slots",
 				    tm_region_name(p->r), f->pg, p->sf->path, f->n);
-	rc = write_data(p, f, err);
-	if (!rc)
-		rc = store_tags(p, f, err);
+	rc = write_and_store(p, f, order, err);
 	if (rc) {
 		tm_slots_free(&p->sf->slots, f->first, f->n);
 		return rc;

@@ -6,6 +6,7 @@
  * data, tags and tagged flag, restoring each page's tags once.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -256,6 +257,64 @@ static void test_reswap_inside_partial_folio(void **state)
 	st_model_free(&m);
 }
 
+/* Several threads swapping their own folios out and back in at once: the
+ * tag worker is busy for all but one of them at a time, so both its path
+ * and the inline path run; the shared slot allocator and tag store must
+ * come out consistent. */
+struct churn {
+	tm_pager *p;
+	size_t first, n;
+	int rc;
+	pthread_t th;
+};
+
+static void *churn_thread(void *arg)
+{
+	struct churn *c = arg;
+	tm_error err;
+
+	for (int round = 0; round < 4 && !c->rc; round++) {
+		unsigned order = round % 2 ? 5 : 6;
+
+		c->rc = tm_swap_out_range(c->p, c->first, c->n, order, NULL, &err);
+		if (!c->rc)
+			c->rc = tm_swap_in(c->p, c->first, c->n, &err);
+	}
+	return NULL;
+}
+
+static void test_parallel_swap_out_in(void **state)
+{
+	tm_swapfile *sf = st_swapfile("churn", (NPAGES + 1024) * (uint64_t)ST_PS, 0);
+	tm_region *r = st_region("churn", NPAGES, true);
+	tm_pager *p = st_pager(r, sf, false, TM_SWAPIN_FOLIO);
+	struct churn c[4];
+	struct st_model m;
+	tm_swap_stats st;
+
+	(void)state;
+	st_model_init(&m, NPAGES);
+	st_fill(r, &m, 77, 4);
+	for (int i = 0; i < 4; i++) {
+		c[i] = (struct churn){ p, (size_t)i * NPAGES / 4, NPAGES / 4, 0, 0 };
+		assert_int_equal(pthread_create(&c[i].th, NULL, churn_thread, &c[i]), 0);
+	}
+	for (int i = 0; i < 4; i++) {
+		pthread_join(c[i].th, NULL);
+		assert_int_equal(c[i].rc, 0);
+	}
+	st_check_all(r, &m);
+	tm_swapfile_stats(sf, &st);
+	assert_int_equal(st.pages_out, 4 * (uint64_t)NPAGES);
+	assert_int_equal(st.tag_restores, 4 * st_count_tagged(&m, 0, NPAGES));
+	assert_int_equal(st.tags.entries, 0);
+	assert_int_equal(st.slots_used, 0);
+	tm_pager_destroy(p);
+	tm_region_destroy(r);
+	tm_swapfile_close(sf);
+	st_model_free(&m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -266,6 +325,7 @@ int main(void)
 		cmocka_unit_test(test_order_8), cmocka_unit_test(test_order_9),
 		cmocka_unit_test(test_direct_io),
 		cmocka_unit_test(test_reswap_inside_partial_folio),
+		cmocka_unit_test(test_parallel_swap_out_in),
 		cmocka_unit_test(test_untagged_region_stores_nothing),
 		cmocka_unit_test(test_zero_pages_are_not_written),
 		cmocka_unit_test(test_bad_arguments),

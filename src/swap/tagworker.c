@@ -1,0 +1,92 @@
+/*
+ * tagworker.c - one helper thread per pager that does a folio's tag work
+ * (building the tag-store values on swap-out, decoding them on swap-in)
+ * while the calling thread does the folio's file I/O. The two are
+ * independent: tags never go to the file. On a machine with a spare CPU
+ * the tag work then costs no wall time; on a busy one it costs what it
+ * would cost inline. One job at a time: a caller that finds the worker busy
+ * (another thread's folio) does its tag work itself.
+ */
+#include "swap/swap_internal.h"
+
+#include <string.h>
+
+static void *worker_main(void *arg)
+{
+	struct tm_tagworker *w = arg;
+
+	pthread_mutex_lock(&w->lock);
+	for (;;) {
+		while (!w->stop && !w->has_job)
+			pthread_cond_wait(&w->cv, &w->lock);
+		if (w->stop)
+			break;
+		w->has_job = false;
+		pthread_mutex_unlock(&w->lock);
+		tm_error_clear(&w->err);
+		int rc = w->fn(w->arg, &w->err);
+		pthread_mutex_lock(&w->lock);
+		w->rc = rc;
+		w->done = true;
+		pthread_cond_broadcast(&w->cv);
+	}
+	pthread_mutex_unlock(&w->lock);
+	return NULL;
+}
+
+void tm_tagworker_start(struct tm_tagworker *w)
+{
+	memset(w, 0, sizeof(*w));
+	pthread_mutex_init(&w->lock, NULL);
+	pthread_cond_init(&w->cv, NULL);
+	/* Without the thread every job simply runs inline. */
+	w->started = pthread_create(&w->th, NULL, worker_main, w) == 0;
+}
+
+void tm_tagworker_stop(struct tm_tagworker *w)
+{
+	if (w->started) {
+		pthread_mutex_lock(&w->lock);
+		w->stop = true;
+		pthread_cond_broadcast(&w->cv);
+		pthread_mutex_unlock(&w->lock);
+		pthread_join(w->th, NULL);
+	}
+	pthread_mutex_destroy(&w->lock);
+	pthread_cond_destroy(&w->cv);
+}
+
+bool tm_tagworker_post(struct tm_tagworker *w, int (*fn)(void *, tm_error *),
+		       void *arg)
+{
+	bool taken = false;
+
+	if (!w->started)
+		return false;
+	pthread_mutex_lock(&w->lock);
+	if (!w->busy) {
+		w->busy = w->has_job = true;
+		w->done = false;
+		w->fn = fn;
+		w->arg = arg;
+		pthread_cond_broadcast(&w->cv);
+		taken = true;
+	}
+	pthread_mutex_unlock(&w->lock);
+	return taken;
+}
+
+int tm_tagworker_wait(struct tm_tagworker *w, tm_error *err)
+{
+	int rc;
+
+	pthread_mutex_lock(&w->lock);
+	while (!w->done)
+		pthread_cond_wait(&w->cv, &w->lock);
+	rc = w->rc;
+	if (rc && err)
+		*err = w->err;
+	w->busy = false;
+	pthread_mutex_unlock(&w->lock);
+	return rc;
+}
