@@ -33,7 +33,7 @@ struct corpus_opts {
 };
 
 struct corpus_row {
-	size_t raw, ea0, ea0_inline, stream, stream_zstd;
+	size_t raw, ea0, ea0_inline, stream, stream_reg, stream_zstd;
 };
 
 static void corpus_usage(FILE *f)
@@ -129,7 +129,9 @@ static int corpus_measure(const struct corpus_opts *o, enum tm_corpus_layout l,
 	row->raw = o->pages * tm_geom_packed_bytes(&g);
 	row->ea0 = tm_ea0_storage_bytes(o->page_size, p, o->pages, &row->ea0_inline);
 	if (stream_size(&g, p, o->pages, 0, &row->stream) ||
-	    stream_size(&g, p, o->pages, TM_TAGSTREAM_ZSTD, &row->stream_zstd))
+	    stream_size(&g, p, o->pages, TM_TAGSTREAM_REGULAR, &row->stream_reg) ||
+	    stream_size(&g, p, o->pages, TM_TAGSTREAM_REGULAR | TM_TAGSTREAM_ZSTD,
+			&row->stream_zstd))
 		return -1;
 	return 0;
 }
@@ -154,16 +156,19 @@ static void print_row(const struct corpus_opts *o, enum tm_corpus_layout l,
 	if (o->json) {
 		printf("%s{\"layout\": \"%s\", \"raw_bytes\": %zu, \"ea0_bytes\": %zu, "
 		       "\"ea0_inline_pages\": %zu, \"ea0_ratio\": %.4f, \"stream_bytes\": %zu, "
-		       "\"stream_ratio\": %.4f, \"stream_zstd_bytes\": %zu, \"stream_zstd_ratio\": %.4f}",
+		       "\"stream_ratio\": %.4f, \"stream_regular_bytes\": %zu, "
+		       "\"stream_regular_ratio\": %.4f, \"stream_regular_zstd_bytes\": %zu, "
+		       "\"stream_regular_zstd_ratio\": %.4f}",
 		       first ? "" : ", ", tm_corpus_name(l), r->raw, r->ea0, r->ea0_inline,
 		       ratio(r->raw, r->ea0), r->stream, ratio(r->raw, r->stream),
+		       r->stream_reg, ratio(r->raw, r->stream_reg),
 		       r->stream_zstd, ratio(r->raw, r->stream_zstd));
 		return;
 	}
-	printf("%-9s %10zu %10zu %6.1f%% %7.2fx %10zu %7.2fx %10zu %7.2fx\n",
+	printf("%-9s %9zu %9zu %6.1f%% %7.2fx %9zu %7.2fx %9zu %7.2fx %9zu %8.2fx\n",
 	       tm_corpus_name(l), r->raw, r->ea0, 100.0 * (double)r->ea0_inline / (double)o->pages,
-	       ratio(r->raw, r->ea0), r->stream, ratio(r->raw, r->stream), r->stream_zstd,
-	       ratio(r->raw, r->stream_zstd));
+	       ratio(r->raw, r->ea0), r->stream, ratio(r->raw, r->stream), r->stream_reg,
+	       ratio(r->raw, r->stream_reg), r->stream_zstd, ratio(r->raw, r->stream_zstd));
 }
 
 int tm_cmd_corpus(int argc, char **argv)
@@ -188,9 +193,9 @@ int tm_cmd_corpus(int argc, char **argv)
 		       o.page_size, o.pages, (unsigned long long)o.seed);
 	else
 		printf("%zu pages of %u bytes, seed %llu (bytes of tags; ratio = raw / encoded)\n"
-		       "%-9s %10s %10s %7s %8s %10s %8s %10s %8s\n", o.pages, o.page_size,
+		       "%-9s %9s %9s %7s %8s %9s %8s %9s %8s %9s %9s\n", o.pages, o.page_size,
 		       (unsigned long long)o.seed, "layout", "raw", "ea0", "inline", "ea0",
-		       "stream", "stream", "+zstd", "+zstd");
+		       "stream", "stream", "regular", "regular", "reg+zstd", "reg+zstd");
 	rc = 0;
 	for (int l = 0; l < TM_CORPUS_NLAYOUTS && rc == 0; l++) {
 		struct corpus_row row;
@@ -329,7 +334,7 @@ static void demo_stream(struct demo *d)
 {
 	const size_t np = 4096;
 	uint8_t *p = malloc(np * 128);
-	size_t len = 0, len_z = 0, nin = 0;
+	size_t len = 0, len_r = 0, len_z = 0, nin = 0;
 	tm_geom g;
 
 	printf("stream codec vs EA0 on the corpus mix (%zu pages of 4 KiB)\n", np);
@@ -341,10 +346,14 @@ static void demo_stream(struct demo *d)
 	tm_corpus_fill(TM_CORPUS_MIX, &g, 1, p, np);
 	size_t raw = np * 128, ea0 = tm_ea0_storage_bytes(4096, p, np, &nin);
 	bool ok = stream_size(&g, p, np, 0, &len) == 0 &&
-		  stream_size(&g, p, np, TM_TAGSTREAM_ZSTD, &len_z) == 0;
-	check(d, ok, "stream round trip exact (plain and zstd)");
-	check(d, ok && len < ea0, "ratio: EA0 %.2fx (%zu of %zu pages inline), stream %.2fx, "
-	      "stream+zstd %.2fx", ratio(raw, ea0), nin, np, ratio(raw, len), ratio(raw, len_z));
+		  stream_size(&g, p, np, TM_TAGSTREAM_REGULAR, &len_r) == 0 &&
+		  stream_size(&g, p, np, TM_TAGSTREAM_REGULAR | TM_TAGSTREAM_ZSTD, &len_z) == 0;
+	check(d, ok, "stream round trips exact (default, regular form, regular + zstd)");
+	check(d, ok && len < ea0, "ratio: EA0 %.2fx (%zu of %zu pages inline), stream %.2fx",
+	      ratio(raw, ea0), nin, np, ratio(raw, len));
+	check(d, ok && len_r < len && len_z <= len_r,
+	      "with the regular form %.2fx, regular + zstd %.2fx (zstd is kept only "
+	      "when it shrinks the block)", ratio(raw, len_r), ratio(raw, len_z));
 	free(p);
 }
 

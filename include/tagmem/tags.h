@@ -167,10 +167,24 @@ size_t tm_ea0_storage_bytes(uint32_t page_size, const uint8_t *packed,
 
 enum tm_tagstream_flags {
 	TM_TAGSTREAM_ZSTD = 1u << 0,  /* allow a zstd pass over the block */
+	/* allow the "regular runs" form: a page of equal-length runs (an
+	 * allocator page of one size class) costs its run values plus two
+	 * lengths. Decoders always accept it; only the encoder asks. */
+	TM_TAGSTREAM_REGULAR = 1u << 1,
 };
 
 /* Worst-case encoded size for npages pages of geometry g. */
 size_t tm_tagstream_bound(const tm_geom *g, size_t npages);
+
+/*
+ * The fewest payload bytes the encoder can spend on one page whose tags
+ * form nruns runs (address order) with these flags: 0 for a single run (a
+ * zero page costs nothing, one of another tag 1 byte), never more than the
+ * raw packed size. Add the block header (3 bytes for a one-page block below
+ * 128 pages) and the class bits (1 byte for 1-4 pages) for a whole block.
+ * Lets a caller skip an encode that cannot beat a size it already has.
+ */
+size_t tm_tagstream_page_min_bytes(const tm_geom *g, size_t nruns, unsigned flags);
 
 /*
  * Encode npages pages of packed tags (contiguous, tm_geom_packed_bytes each)

@@ -6,6 +6,23 @@
 
 #include <string.h>
 
+/*
+ * Set bits of a run-start mask. The baseline x86-64 target has no POPCNT
+ * instruction, and libgcc's fallback is a function call per word; for
+ * 4- and 8-bit items the bits sit one per item, so a multiply sums them.
+ */
+static inline size_t count_starts(uint64_t m, unsigned bits)
+{
+	if (bits == 4)  /* 16 one-bit fields: a sum of 16 wraps to 0 */
+		return m == 0x1111111111111111ull ? 16 : (size_t)((m * 0x1111111111111111ull) >> 60);
+	if (bits == 8)
+		return (size_t)((m * 0x0101010101010101ull) >> 56);
+	m = m - ((m >> 1) & 0x5555555555555555ull);
+	m = (m & 0x3333333333333333ull) + ((m >> 2) & 0x3333333333333333ull);
+	m = (m + (m >> 4)) & 0x0f0f0f0f0f0f0f0full;
+	return (size_t)((m * 0x0101010101010101ull) >> 56);
+}
+
 size_t tm_run_count(const uint8_t *p, size_t items, unsigned bits, bool swap,
 		    size_t limit)
 {
@@ -16,7 +33,7 @@ size_t tm_run_count(const uint8_t *p, size_t items, unsigned bits, bool swap,
 	for (size_t k = 0; k * ipw < items && n <= limit; k++) {
 		uint64_t w = tm_runs_load(p, nbytes, k, swap);
 
-		n += (size_t)__builtin_popcountll(tm_runs_starts(w, prev, bits, k, items));
+		n += count_starts(tm_runs_starts(w, prev, bits, k, items), bits);
 		prev = w;
 	}
 	return n;

@@ -10,14 +10,22 @@
  *            then per page in order, by class:
  *              0 zero    nothing
  *              1 one     1 byte: the value (non-zero)
- *              2 runs    varint (nruns - 2); values of the runs (nibbles,
- *                        low first, for items of <= 4 bits; bytes for 8);
- *                        nruns - 1 varints (length - 1); the last run's
- *                        length is what is left of the page
+ *              2 runs    varint ((nruns - 2) << 1 | regular); values of
+ *                        the runs (nibbles, low first, for items of <= 4
+ *                        bits; bytes for 8); then the lengths:
+ *                          regular = 0: nruns - 1 varints (length - 1)
+ *                          regular = 1: varint (first length - 1), varint
+ *                            (period - 1): every run but the first and the
+ *                            last is `period` long
+ *                        the last run's length is what is left of the page
  *              3 raw     the page's packed bytes
  *
  * Runs are in address order (unlike EA0), so a chunk boundary at an odd
- * granule costs nothing extra. The encoder picks raw whenever runs would
+ * granule costs nothing extra. The encoder uses the regular form only when
+ * asked (TM_TAGSTREAM_REGULAR); decoders always accept it. It exists because allocators
+ * that serve each size class from its own region (Scudo's primary) fill a
+ * page with chunks of one size: their tags are a run per chunk, all of the
+ * same length, and only the values carry information. The encoder picks raw whenever runs would
  * not be smaller, so no page ever costs more than its packed size plus
  * two bits.
  *
@@ -52,19 +60,28 @@ struct ts_geom {
 	unsigned bits;    /* item width */
 	size_t pbytes;    /* packed bytes per page */
 	unsigned maxval;  /* largest item value */
-	size_t max_runs;  /* more runs than this can never beat raw */
+	size_t max_runs;  /* more runs than this can never beat raw... */
+	size_t max_runs_regular; /* ...or, with the regular form allowed, this */
+	bool regular;     /* encoder: regular form allowed */
 };
 
 static size_t varint_len(uint64_t v);
 static size_t values_bytes(const struct ts_geom *t, size_t n);
 
-/* The most runs whose cheapest encoding (1-byte lengths) is below raw. */
-static size_t max_useful_runs(const struct ts_geom *t)
+/* Fewest payload bytes a page of n >= 2 runs can cost (1-byte lengths). */
+static size_t runs_floor(const struct ts_geom *t, size_t n, bool regular)
+{
+	size_t lens = regular && n >= 3 ? 2 : n - 1;
+
+	return varint_len((n - 2) << 1) + values_bytes(t, n) + lens;
+}
+
+/* The most runs whose cheapest encoding beats raw. */
+static size_t max_useful_runs(const struct ts_geom *t, bool regular)
 {
 	size_t n = 2;
 
-	while (n < t->items && n < TS_MAX_RUNS &&
-	       varint_len(n + 1 - 2) + values_bytes(t, n + 1) + n < t->pbytes)
+	while (n < t->items && n < TS_MAX_RUNS && runs_floor(t, n + 1, regular) < t->pbytes)
 		n++;
 	return n;
 }
@@ -78,7 +95,9 @@ static int ts_geom_from(const tm_geom *g, struct ts_geom *t, tm_error *err)
 		return tm_error_set(err, -EINVAL, "tag stream: %u-bit items are not supported",
 				    g->bits);
 	t->maxval = t->items ? (1u << g->bits) - 1 : 0;
-	t->max_runs = t->items ? max_useful_runs(t) : 0;
+	t->max_runs = t->items ? max_useful_runs(t, false) : 0;
+	t->max_runs_regular = t->items ? max_useful_runs(t, true) : 0;
+	t->regular = false;
 	return 0;
 }
 
@@ -144,8 +163,19 @@ struct run_buf {
 	uint8_t val[TS_MAX_RUNS];
 	uint16_t lenm1[TS_MAX_RUNS];  /* length - 1 */
 	size_t n;
+	bool regular;                 /* all runs but the first and last equal */
 	size_t cost;                  /* payload bytes of the runs class */
 };
+
+static bool is_regular(const struct run_buf *rb)
+{
+	if (rb->n < 3)
+		return false;
+	for (size_t i = 2; i + 1 < rb->n; i++)
+		if (rb->lenm1[i] != rb->lenm1[1])
+			return false;
+	return true;
+}
 
 /*
  * Pick a page's class; for runs, leave them in rb. Runs are counted first a
@@ -160,10 +190,11 @@ static int classify(const struct ts_geom *t, const uint8_t *page, struct run_buf
 
 	if (t->items == 0)
 		return C_ZERO;
-	size_t n = tm_run_count(page, t->items, t->bits, false, t->max_runs);
+	size_t limit = t->regular ? t->max_runs_regular : t->max_runs;
+	size_t n = tm_run_count(page, t->items, t->bits, false, limit);
 	if (n == 1)
 		return tm_item_get(page, t->bits, 0, false) ? C_ONE : C_ZERO;
-	if (n > t->max_runs)
+	if (n > limit)
 		return C_RAW;
 	tm_run_iter_init(&it, page, t->items, t->bits, false);
 	rb->n = 0;
@@ -172,15 +203,20 @@ static int classify(const struct ts_geom *t, const uint8_t *page, struct run_buf
 		rb->lenm1[rb->n] = (uint16_t)(len - 1);
 		rb->n++;
 	}
-	for (size_t i = 0; i + 1 < rb->n; i++)
-		lens_cost += varint_len(rb->lenm1[i]);
-	rb->cost = varint_len(rb->n - 2) + values_bytes(t, rb->n) + lens_cost;
+	rb->regular = t->regular && is_regular(rb);
+	if (rb->regular) {
+		lens_cost = varint_len(rb->lenm1[0]) + varint_len(rb->lenm1[1]);
+	} else {
+		for (size_t i = 0; i + 1 < rb->n; i++)
+			lens_cost += varint_len(rb->lenm1[i]);
+	}
+	rb->cost = varint_len((rb->n - 2) << 1 | rb->regular) + values_bytes(t, rb->n) + lens_cost;
 	return rb->cost < t->pbytes ? C_RUNS : C_RAW;
 }
 
 static size_t emit_runs(const struct ts_geom *t, const struct run_buf *rb, uint8_t *p)
 {
-	size_t o = varint_put(p, rb->n - 2);
+	size_t o = varint_put(p, (rb->n - 2) << 1 | rb->regular);
 
 	if (t->bits <= 4) {
 		size_t vb = values_bytes(t, rb->n);
@@ -192,6 +228,10 @@ static size_t emit_runs(const struct ts_geom *t, const struct run_buf *rb, uint8
 	} else {
 		memcpy(p + o, rb->val, rb->n);
 		o += rb->n;
+	}
+	if (rb->regular) {
+		o += varint_put(p + o, rb->lenm1[0]);
+		return o + varint_put(p + o, rb->lenm1[1]);
 	}
 	for (size_t i = 0; i + 1 < rb->n; i++)
 		o += varint_put(p + o, rb->lenm1[i]);
@@ -243,6 +283,16 @@ static bool body_bound(const struct ts_geom *t, size_t npages, size_t *out)
 	if (__builtin_mul_overflow(npages, t->pbytes, &raw))
 		return false;
 	return !__builtin_add_overflow(raw, (npages + 3) / 4, out);
+}
+
+size_t tm_tagstream_page_min_bytes(const tm_geom *g, size_t nruns, unsigned flags)
+{
+	struct ts_geom t;
+
+	if (ts_geom_from(g, &t, NULL) || nruns <= 1 || t.items == 0)
+		return 0;
+	size_t floor = runs_floor(&t, nruns, flags & TM_TAGSTREAM_REGULAR);
+	return floor < t.pbytes ? floor : t.pbytes;
 }
 
 size_t tm_tagstream_bound(const tm_geom *g, size_t npages)
@@ -331,8 +381,9 @@ int tm_tagstream_encode(const tm_geom *g, const uint8_t *packed,
 
 	if (rc)
 		return rc;
-	if (flags & ~(unsigned)TM_TAGSTREAM_ZSTD)
+	if (flags & ~(unsigned)(TM_TAGSTREAM_ZSTD | TM_TAGSTREAM_REGULAR))
 		return tm_error_set(err, -EINVAL, "tag stream: unknown flags 0x%x", flags);
+	t.regular = flags & TM_TAGSTREAM_REGULAR;
 	if (flags & TM_TAGSTREAM_ZSTD)
 		return encode_zstd(&t, packed, npages, out, cap, outlen, err);
 	return encode_plain(&t, packed, npages, out, cap, outlen, err);
@@ -394,20 +445,59 @@ static int check_values(const struct ts_geom *t, const uint8_t *v, size_t n,
 	return 0;
 }
 
+/* Read a run length (stored minus one); 0 or an error naming what. */
+static int get_len(const uint8_t *b, size_t blen, size_t *o, uint64_t *len,
+		   size_t page, const char *what, size_t i, const struct ts_where *w)
+{
+	size_t used;
+	int rc = varint_get(b + *o, blen - *o, len, &used);
+
+	if (rc)
+		return bad(w, page, *o, "%s %s of run %zu", rc == -1 ? "truncated" : "malformed",
+			   what, i);
+	*o += used;
+	*len += 1;
+	return 0;
+}
+
+/* The lengths of a regular payload: check they tile the page. */
+static int regular_lens(const struct ts_geom *t, const uint8_t *b, size_t blen, size_t *o,
+			size_t n, uint64_t *first, uint64_t *period, size_t page,
+			const struct ts_where *w)
+{
+	size_t at = *o;
+	int rc = get_len(b, blen, o, first, page, "length", 0, w);
+
+	if (!rc)
+		rc = get_len(b, blen, o, period, page, "period", 1, w);
+	if (rc)
+		return rc;
+	if (*first >= t->items || *period >= t->items ||
+	    *first + (n - 2) * *period >= t->items)
+		return bad(w, page, at, "regular runs (first %llu, %zu x %llu) leave nothing for "
+			   "the last run of a %zu-item page", (unsigned long long)*first, n - 2,
+			   (unsigned long long)*period, t->items);
+	return 0;
+}
+
 /* Parse (and with out != NULL, write) one runs payload at b[*pos]. */
 static int walk_runs(const struct ts_geom *t, const uint8_t *b, size_t blen, size_t *pos,
 		     size_t page, uint8_t *out, const struct ts_where *w)
 {
-	uint64_t n;
+	uint64_t h, first = 0, period = 0;
 	size_t used, o = *pos;
-	int rc = varint_get(b + o, blen - o, &n, &used);
+	int rc = varint_get(b + o, blen - o, &h, &used);
 
 	if (rc)
 		return bad(w, page, o, rc == -1 ? "truncated run count" : "malformed run count");
-	n += 2;
+	uint64_t n = (h >> 1) + 2;
+	bool regular = h & 1;
 	if (n > t->items || n > TS_MAX_RUNS)
 		return bad(w, page, o, "%llu runs in a page of %zu items",
 			   (unsigned long long)n, t->items);
+	if (regular && n < 3)
+		return bad(w, page, o, "regular form with %llu runs (needs 3 or more)",
+			   (unsigned long long)n);
 	o += used;
 	size_t vb = values_bytes(t, n);
 	if (blen - o < vb)
@@ -416,21 +506,23 @@ static int walk_runs(const struct ts_geom *t, const uint8_t *b, size_t blen, siz
 	if (!out && (rc = check_values(t, vals, n, w, page, o)))
 		return rc;
 	o += vb;
+	if (regular && (rc = regular_lens(t, b, blen, &o, n, &first, &period, page, w)))
+		return rc;
 	size_t start = 0;
 	for (size_t i = 0; i < n; i++) {
 		uint64_t len = t->items - start;
 
-		if (i + 1 < n) {
-			rc = varint_get(b + o, blen - o, &len, &used);
-			if (rc)
-				return bad(w, page, o, rc == -1 ? "truncated length of run %zu"
-					   : "malformed length of run %zu", i);
-			len++;
+		if (regular && i + 1 < n) {
+			len = i == 0 ? first : period;
+		} else if (i + 1 < n) {
+			size_t at = o;
+
+			if ((rc = get_len(b, blen, &o, &len, page, "length", i, w)))
+				return rc;
 			if (len >= t->items - start)
-				return bad(w, page, o, "run %zu of %llu items leaves nothing for "
+				return bad(w, page, at, "run %zu of %llu items leaves nothing for "
 					   "the last run (%zu items left)", i,
 					   (unsigned long long)len, t->items - start);
-			o += used;
 		}
 		if (out)
 			tm_items_fill(out, t->bits, start, len, run_value(t, vals, i), false);

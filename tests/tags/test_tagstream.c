@@ -63,7 +63,7 @@ static int dec(const tm_geom *g, const uint8_t *in, size_t len, size_t np,
 static void test_known_bytes(void **state)
 {
 	tm_geom g = mte(4096);
-	uint8_t p[4 * 128], *out, *back;
+	uint8_t p[5 * 128], *out, *back;
 	size_t len;
 	tm_error e;
 
@@ -74,20 +74,37 @@ static void test_known_bytes(void **state)
 		tm_tag_set(p + 256, i, i < 10 ? 3 : 7);
 	for (size_t i = 0; i < 128; i++)          /* page 3: raw */
 		p[384 + i] = (uint8_t)(i * 37 + 1);
-	out = enc(&g, p, 4, 0, &len);
+	for (size_t i = 0; i < 256; i++)          /* page 4: 4 chunks of 1 KiB */
+		tm_tag_set(p + 512, i, (uint8_t)(1 + i / 64));
+	out = enc(&g, p, 5, TM_TAGSTREAM_REGULAR, &len);
 	const uint8_t head[] = {
-		1, 0, 4,                 /* version, flags, npages */
-		0xe4,                    /* classes 0,1,2,3 from the low bits */
+		1, 0, 5,                 /* version, flags, npages */
+		0xe4, 0x02,              /* classes 0,1,2,3 | 2, from the low bits */
 		0x05,                    /* page 1: the value */
 		0x00, 0x73, 0x09,        /* page 2: 2 runs, values 3|7<<4, length 10-1 */
 	};
-	assert_int_equal(len, sizeof(head) + 128);
+	const uint8_t tail[] = {
+		0x05, 0x21, 0x43,        /* page 4: 4 runs, regular; values 1,2,3,4 */
+		0x3f, 0x3f,              /* first length 64-1, period 64-1 */
+	};
+	assert_int_equal(len, sizeof(head) + 128 + sizeof(tail));
 	assert_memory_equal(out, head, sizeof(head));
 	assert_memory_equal(out + sizeof(head), p + 384, 128);
-	assert_int_equal(dec(&g, out, len, 4, &back, &e), 0);
+	assert_memory_equal(out + sizeof(head) + 128, tail, sizeof(tail));
+	assert_int_equal(dec(&g, out, len, 5, &back, &e), 0);
 	assert_memory_equal(back, p, sizeof(p));
 	free(out);
 	free(back);
+	/* without the flag page 4 spells out its lengths: 0x04 = 4 runs, explicit */
+	const uint8_t tail0[] = { 0x04, 0x21, 0x43, 0x3f, 0x3f, 0x3f };
+	out = enc(&g, p, 5, 0, &len);
+	assert_int_equal(len, sizeof(head) + 128 + sizeof(tail0));
+	assert_memory_equal(out + sizeof(head) + 128, tail0, sizeof(tail0));
+	assert_int_equal(tm_tagstream_page_min_bytes(&g, 4, 0), sizeof(tail0));
+	assert_int_equal(tm_tagstream_page_min_bytes(&g, 4, TM_TAGSTREAM_REGULAR), sizeof(tail));
+	assert_int_equal(tm_tagstream_page_min_bytes(&g, 1, 0), 0);
+	assert_int_equal(tm_tagstream_page_min_bytes(&g, 256, 0), 128);
+	free(out);
 }
 
 static void roundtrip(const tm_geom *g, const uint8_t *p, size_t np, unsigned flags)
@@ -120,10 +137,9 @@ static void test_roundtrip_layouts(void **state)
 
 		for (int l = 0; l < TM_CORPUS_NLAYOUTS; l++) {
 			tm_corpus_fill((enum tm_corpus_layout)l, &g, (uint64_t)l + 1, p, 67);
-			for (int k = 0; k < 6; k++) {
-				roundtrip(&g, p, nps[k], 0);
-				roundtrip(&g, p, nps[k], TM_TAGSTREAM_ZSTD);
-			}
+			for (int k = 0; k < 6; k++)
+				for (unsigned f = 0; f < 4; f++)
+					roundtrip(&g, p, nps[k], f);
 		}
 		free(p);
 	}
@@ -143,8 +159,8 @@ static void test_roundtrip_generic(void **state)
 		assert_int_equal(tm_geom_init(&g, TM_META_GENERIC, 4096, geo[k].gran, geo[k].bits, NULL), 0);
 		for (int l = 0; l < TM_CORPUS_NLAYOUTS; l++) {
 			tm_corpus_fill((enum tm_corpus_layout)l, &g, 3, p, 40);
-			roundtrip(&g, p, 40, 0);
-			roundtrip(&g, p, 40, TM_TAGSTREAM_ZSTD);
+			for (unsigned f = 0; f < 4; f++)
+				roundtrip(&g, p, 40, f);
 		}
 	}
 	/* no metadata: pages are all class zero */
@@ -167,12 +183,16 @@ static void test_beats_ea0_on_mix(void **state)
 	tm_corpus_fill(TM_CORPUS_MIX, &g, 42, p, np);
 	size_t ea0 = tm_ea0_storage_bytes(4096, p, np, &nin);
 	out = enc(&g, p, np, 0, &len);
-	printf("# mix, %zu pages: raw %zu B, EA0 %zu B (%zu inline), stream %zu B\n",
-	       np, np * 128, ea0, nin, len);
+	size_t len_r;
+	uint8_t *out_r = enc(&g, p, np, TM_TAGSTREAM_REGULAR, &len_r);
+	printf("# mix, %zu pages: raw %zu B, EA0 %zu B (%zu inline), stream %zu B, "
+	       "regular %zu B\n", np, np * 128, ea0, nin, len, len_r);
 	assert_true(nin > 0 && nin < np);
 	assert_true(ea0 > np * 8 && ea0 < np * 136);
 	assert_true(len < ea0);
+	assert_true(len_r < len);
 	free(out);
+	free(out_r);
 	free(p);
 }
 
@@ -190,6 +210,7 @@ static void test_enospc(void **state)
 	assert_int_equal(tm_tagstream_encode(&g, p, 8, TM_TAGSTREAM_ZSTD, out, sizeof(out), &len, &e),
 			 -ENOSPC);
 	assert_int_equal(tm_tagstream_encode(&g, p, 8, 0x80, out, sizeof(out), &len, &e), -EINVAL);
+	assert_non_null(strstr(e.msg, "flags 0x80"));
 }
 
 /* a hand-made block: header + body bytes */
@@ -244,16 +265,33 @@ static void test_decoder_rejects(void **state)
 	  expect_bad(b, sizeof(b), 1, "1 trailing bytes"); }
 	{ const uint8_t b[] = { 1, 0, 1, 0x02, 0x00, 0x33, 0x09 };  /* same values */
 	  expect_bad(b, sizeof(b), 1, "same value"); }
-	{ const uint8_t b[] = { 1, 0, 1, 0x02, 0x01, 0x73, 0x12, 0x09, 0x09 };  /* padding */
+	{ const uint8_t b[] = { 1, 0, 1, 0x02, 0x02, 0x73, 0x12, 0x09, 0x09 };  /* padding */
 	  expect_bad(b, sizeof(b), 1, "padding nibble"); }
 	{ const uint8_t b[] = { 1, 0, 1, 0x02, 0x00, 0x73, 0xff, 0x01 };  /* 256 long */
 	  expect_bad(b, sizeof(b), 1, "leaves nothing"); }
 	{ const uint8_t b[] = { 1, 0, 1, 0x02, 0x00, 0x73 };
 	  expect_bad(b, sizeof(b), 1, "truncated length of run 0"); }
-	{ const uint8_t b[] = { 1, 0, 1, 0x02, 0xff, 0x01 };  /* 257 runs */
+	{ const uint8_t b[] = { 1, 0, 1, 0x02, 0xfe, 0x03 };  /* 257 runs */
 	  expect_bad(b, sizeof(b), 1, "257 runs"); }
 	{ const uint8_t b[] = { 1, 0, 1, 0x03, 1, 2, 3 };
 	  expect_bad(b, sizeof(b), 1, "raw page needs 128"); }
+	/* regular form: 3,7,3 with lengths 10, 20 and the rest */
+	{ const uint8_t b[] = { 1, 0, 1, 0x02, 0x03, 0x73, 0x03, 0x09, 0x13 };
+	  tm_geom g = mte(4096);
+	  uint8_t *out;
+	  assert_int_equal(dec(&g, b, sizeof(b), 1, &out, &e), 0);
+	  assert_int_equal(tm_tag_get(out, 9), 3);
+	  assert_int_equal(tm_tag_get(out, 10), 7);
+	  assert_int_equal(tm_tag_get(out, 29), 7);
+	  assert_int_equal(tm_tag_get(out, 30), 3);
+	  assert_int_equal(tm_tag_get(out, 255), 3);
+	  free(out); }
+	{ const uint8_t b[] = { 1, 0, 1, 0x02, 0x01, 0x73 };
+	  expect_bad(b, sizeof(b), 1, "regular form with 2 runs"); }
+	{ const uint8_t b[] = { 1, 0, 1, 0x02, 0x05, 0x73, 0x73, 0x63, 0x63 };
+	  expect_bad(b, sizeof(b), 1, "leave nothing"); }
+	{ const uint8_t b[] = { 1, 0, 1, 0x02, 0x03, 0x73, 0x03, 0x09 };
+	  expect_bad(b, sizeof(b), 1, "truncated period of run 1"); }
 	/* page index and stream offset are named */
 	{ const uint8_t b[] = { 1, 0, 3, 0x10, 0x01 };      /* page 2: one, value 1... */
 	  assert_int_equal(dec_bytes(b, sizeof(b), 3, &e), 0); }
@@ -300,7 +338,7 @@ static void test_every_truncation(void **state)
 	tm_error e;
 
 	(void)state;
-	for (unsigned flags = 0; flags <= TM_TAGSTREAM_ZSTD; flags++) {
+	for (unsigned flags = 0; flags < 4; flags++) {
 		tm_corpus_fill(TM_CORPUS_MIX, &g, 77 + flags, p, 24);
 		out = enc(&g, p, 24, flags, &len);
 		for (size_t n = 0; n < len; n++) {
@@ -329,7 +367,7 @@ static void test_fuzz_flips(void **state)
 		tm_geom g = mte(ps[round % 3]);
 		size_t np = 1 + tm_rng_below(&r, 12), pb = tm_geom_packed_bytes(&g);
 		uint8_t *p = malloc(np * pb), *out, *back;
-		unsigned flags = (unsigned)tm_rng_below(&r, 2);
+		unsigned flags = (unsigned)tm_rng_below(&r, 4);
 		size_t len;
 		tm_error e;
 
