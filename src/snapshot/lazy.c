@@ -7,8 +7,8 @@
  * region the page's data and tags; the region installs the tags before the
  * data becomes visible.
  *
- * Each region keeps two decoded chunks (slot = chunk % 2) so a sequential
- * or two-stream access pattern decodes every chunk once. A mutex per region
+ * Each region keeps four decoded chunks (slot = chunk % 4) so sequential
+ * or few-stream access decodes most chunks once. A mutex per region
  * guards the slots: the fill callback runs on that region's fault thread,
  * but nothing here depends on there being only one.
  */
@@ -18,7 +18,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 
-#define LAZY_SLOTS 2
+#define LAZY_SLOTS 4
 
 struct lazy_slot {
 	int64_t chunk;          /* decoded chunk, or -1 */
