@@ -60,7 +60,10 @@
  *        that block, including its file I/O and region calls;
  *     2. region-internal locks (inside tm_region_* calls);
  *     3. leaf locks: the slot allocator's and the tag store's mutexes, held
- *        only for a few instructions, never across I/O or region calls.
+ *        only for a few instructions, never across I/O or region calls, and
+ *        the pager's tag-worker mutex (a helper thread that builds or
+ *        decodes a folio's tag values while the caller does its file I/O),
+ *        held only to hand a job over or collect it.
  *   Each page's state (resident / swapped) changes only under its folio
  *   lock. A restore takes the folio lock and re-checks that the subpage is
  *   still swapped, and the restorer TAKES the tag-store entry (erases it) as
