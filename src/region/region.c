@@ -440,6 +440,14 @@ bool tm_region_page_tagged(const tm_region *r, size_t pg)
 
 /* ---- bytes -------------------------------------------------------- */
 
+/* A byte write places the pages it touches (after a discard, say). */
+static void mark_present(tm_region *r, size_t first, size_t last)
+{
+	for (size_t pg = first; pg <= last; pg++)
+		if (!tm_abit_test(r->present, pg))
+			tm_abit_set(r->present, pg);
+}
+
 int tm_region_write(tm_region *r, size_t off, const void *buf, size_t len,
 		    tm_error *err)
 {
@@ -452,6 +460,7 @@ int tm_region_write(tm_region *r, size_t off, const void *buf, size_t len,
 	rc = r->ops->write(r, off, buf, len, err);
 	if (rc)
 		return backend_fail(r, rc, "write", off >> r->page_shift, err);
+	mark_present(r, off >> r->page_shift, (off + len - 1) >> r->page_shift);
 	tm_region_mark_dirty(r, off >> r->page_shift,
 			     (off + len - 1) >> r->page_shift);
 	return 0;

@@ -87,6 +87,10 @@ struct tm_region {
 	struct tm_dirty *dirty;  /* kernel dirty tracking, or NULL */
 	struct tm_lazy *lazy;    /* lazy placement, or NULL */
 	struct tm_uffd *uffd;    /* the region's userfaultfd, shared by both */
+	/* First fill error since lazy_start; kept after lazy_stop. Written
+	 * by the fault thread under the lazy lock. */
+	int lazy_rc;
+	tm_error lazy_err;
 };
 
 /* ---- helpers the parts share ------------------------------------ */

@@ -17,7 +17,8 @@
 
 /* Features tagmem asks for when the kernel has them. */
 #define TM_UFFD_WANTED (UFFD_FEATURE_THREAD_ID | UFFD_FEATURE_WP_ASYNC | \
-			UFFD_FEATURE_WP_UNPOPULATED)
+			UFFD_FEATURE_WP_UNPOPULATED | \
+			UFFD_FEATURE_EXACT_ADDRESS)
 
 static int open_raw(void)
 {
