@@ -16,11 +16,22 @@
  * A page that was never tagged reads as zero tags (like Linux PG_mte_tagged).
  * A write to a page's data or to one of its tags dirties the page.
  *
- * Thread safety: a region may be read and written from many threads at once
- * (page reads racing page writes give one of the two contents; the dirty
- * bit makes the reader come back). create/destroy, dirty_start/stop and
- * lazy_start/stop must not race with other calls on the same region.
- * Different regions are fully independent.
+ * Errors: every call validates its arguments (page index, byte span,
+ * granule alignment, tag bits) before touching anything and fails with
+ * -ERANGE / -EINVAL and a message naming the region, the page and the byte
+ * offset.
+ *
+ * Thread safety: page, tag and byte calls on one region may run from many
+ * threads at once; they take no lock and allocate nothing per call (the soft
+ * backend allocates one shadow chunk per 64 pages the first time one of
+ * them is tagged). Page reads racing page writes give one of the two
+ * contents (or a mix, for the same page); the dirty bit makes the reader
+ * come back. Concurrent tag writes to the same page: last writer wins per
+ * tag byte. create/destroy, dirty_start/stop and lazy_start/stop must not
+ * race with other calls on the same region; discard must not race with
+ * other calls on the pages it discards. Different regions are independent,
+ * except that soft-dirty tracking shares the process-wide clear_refs (see
+ * TM_DIRTY_SOFT_DIRTY).
  */
 #ifndef TAGMEM_REGION_H
 #define TAGMEM_REGION_H
@@ -77,16 +88,20 @@ enum tm_backend tm_region_backend(const tm_region *r);
 const char *tm_backend_name(enum tm_backend b);
 
 /*
- * A pointer for direct access at byte offset off. soft: base + off. mte: the
- * address carries the logical tag equal to the allocation tag of that
- * granule (read with LDG), so an access within the granule succeeds; an
- * access through it after the tag changes faults like any MTE access.
+ * A pointer for direct access at byte offset off (NULL when off is outside
+ * the region). soft: base + off. mte: the address carries the logical tag
+ * equal to the allocation tag of that granule (read with LDG), so an access
+ * within the granule succeeds; an access through it after the tag changes
+ * faults like any MTE access. Stores through it are "foreign" writes: only
+ * a kernel dirty method sees them. With lazy placement active, the first
+ * access to a missing page faults to the region's fill thread.
  */
 void *tm_region_ptr(tm_region *r, size_t off);
 
 /* ---- whole pages ------------------------------------------------- */
 
-/* Copy page pg's data (page_size bytes) and packed tags (NULL: skip). */
+/* Copy page pg's data (page_size bytes) and packed tags (NULL: skip;
+ * regions without metadata never write tags). */
 int tm_region_read_page(tm_region *r, size_t pg, void *data, uint8_t *tags,
 			tm_error *err);
 
@@ -100,12 +115,15 @@ int tm_region_read_page(tm_region *r, size_t pg, void *data, uint8_t *tags,
 int tm_region_write_page(tm_region *r, size_t pg, const void *data,
 			 const uint8_t *tags, tm_error *err);
 
-/* Zero page pg's data and tags together and mark it untagged. */
+/* Zero page pg's data and tags together and mark it untagged (soft: the
+ * shadow slot is zeroed; the chunk is freed by discard). With lazy placement
+ * active a missing page is placed as zeros (UFFDIO_ZEROPAGE), no fill. */
 int tm_region_zero_page(tm_region *r, size_t pg, tm_error *err);
 
 /* ---- tags -------------------------------------------------------- */
 
-/* Read page pg's tags in format fmt (packed: packed_bytes, unpacked: granules). */
+/* Read page pg's tags in format fmt (packed: packed_bytes, unpacked: granules).
+ * A never-tagged page reads as zeros. No-op for regions without metadata. */
 int tm_region_get_tags(tm_region *r, size_t pg, enum tm_tag_format fmt,
 		       uint8_t *out, tm_error *err);
 
@@ -119,19 +137,27 @@ int tm_region_set_tags(tm_region *r, size_t pg, enum tm_tag_format fmt,
 int tm_region_set_tag_range(tm_region *r, size_t off, size_t len, uint8_t tag,
 			    tm_error *err);
 
-/* Whether page pg was ever tagged (and not zeroed/discarded since). */
+/* Whether page pg was ever tagged (and not zeroed/discarded since): set by
+ * set_tags, set_tag_range and write_page with tags; cleared by zero_page,
+ * write_page without tags and discard. mte: tags written by foreign STG
+ * instructions do not set it. False for pg out of range. */
 bool tm_region_page_tagged(const tm_region *r, size_t pg);
 
 /* ---- bytes ------------------------------------------------------- */
 
-/* Byte-granular data access through the API (never faults on mte; dirties). */
+/* Byte-granular data access through the API (never faults on mte; write
+ * dirties the pages it touches and keeps their tags). On mte a write
+ * re-stores the tags of the 32-byte-aligned span it rewrites, so a tag
+ * change racing it on the same granules may be undone. */
 int tm_region_write(tm_region *r, size_t off, const void *buf, size_t len,
 		    tm_error *err);
 int tm_region_read(tm_region *r, size_t off, void *buf, size_t len,
 		   tm_error *err);
 
-/* XXH3-64 digest of all pages' data and packed tags, in page order. Two
- * regions with equal digests hold the same data and tags. */
+/* XXH3-64 (streaming) over each page's data then its packed tags, in page
+ * order (regions without metadata: data only). Two regions with equal
+ * digests hold the same data and tags. Reads every page: with lazy
+ * placement active it fills every missing page. */
 int tm_region_digest(tm_region *r, uint64_t *digest, tm_error *err);
 
 /* ---- dirty tracking --------------------------------------------- */
@@ -144,21 +170,41 @@ enum tm_dirty_method {
 };
 
 /*
- * Start tracking. Writes through the API are always tracked; the kernel
- * method also catches writers that use tm_region_ptr()/tm_region_data
- * directly (and STG on mte memory, which the MMU treats as a write). If the
- * requested method is unavailable, fails with -ENOTSUP and a message saying
- * why; TM_DIRTY_AUTO falls back and records the reason (tm_region_dirty_note).
+ * Start tracking. Writes through the API (data or tags, including discard)
+ * are always tracked: the page is marked dirty after the write. A kernel
+ * method also catches writers that use tm_region_ptr() directly (and STG on
+ * mte memory, which the MMU treats as a write). If the requested method is
+ * unavailable, fails with -ENOTSUP and a message saying why; TM_DIRTY_AUTO
+ * falls back and records the reason (tm_region_dirty_note). -EBUSY when
+ * tracking is already on.
+ *
+ * TM_DIRTY_UFFD_WP: the region's mapping is registered for userfaultfd
+ *   write-protect in async mode (UFFD_FEATURE_WP_ASYNC, Linux >= 6.7); a
+ *   collect is one PAGEMAP_SCAN with PM_SCAN_WP_MATCHING that returns the
+ *   written pages and protects them again atomically: nothing is lost.
+ *   Unavailable under qemu-user (no userfaultfd).
+ * TM_DIRTY_SOFT_DIRTY: needs CONFIG_MEM_SOFT_DIRTY (checked by a probe at
+ *   start). clear_refs is process-wide: a collect clears the soft-dirty
+ *   bits of the whole process. tagmem first harvests the bits of every
+ *   region tracking with soft-dirty (a process-wide list), so regions do not
+ *   lose each other's writes, but any other soft-dirty user in the process
+ *   (CRIU-style tools) is disturbed, and disturbs us. A foreign write racing
+ *   a collect on a page that was clean when the collect read pagemap can be
+ *   lost (no atomic get-and-clear exists for soft-dirty); API writes are
+ *   never lost.
  */
 int tm_region_dirty_start(tm_region *r, enum tm_dirty_method m, tm_error *err);
 
 /* OR the pages dirtied since the last collect (or start) into bitmap
  * (tm_region_npages bits, 64 per word, bit i of word w = page 64*w+i), and
  * reset them to clean. A page written concurrently with the collect is
- * either reported now or by the next collect, never lost. */
+ * either reported now or by the next collect, never lost (but see
+ * TM_DIRTY_SOFT_DIRTY). -EINVAL when tracking is off. One collector at a
+ * time; writers may run concurrently. */
 int tm_region_dirty_collect(tm_region *r, uint64_t *bitmap, tm_error *err);
 
 void tm_region_dirty_stop(tm_region *r);
+/* The method in use (never AUTO while tracking); TM_DIRTY_AUTO when off. */
 enum tm_dirty_method tm_region_dirty_method(const tm_region *r);
 const char *tm_dirty_method_name(enum tm_dirty_method m);
 /* Why AUTO fell back ("uffd-wp unavailable: ..."), or "" */
@@ -168,10 +214,17 @@ const char *tm_region_dirty_note(const tm_region *r);
 
 /*
  * Fill callback for lazy placement: fill data (page_size bytes) and packed
- * tags for page pg, set *tagged. Called from the region's fault thread.
- * Return 0, or a negative errno: then nothing is placed (no garbage, no
- * zero page), the error is recorded (tm_region_lazy_error) and the faulting
- * thread gets SIGBUS, as Linux does when a swap-in read fails.
+ * tags for page pg, set *tagged (tags start zeroed, *tagged false). Called
+ * only from the region's fault thread, one page at a time, so it needs no
+ * locking of its own; it must not access missing pages of the same region
+ * (that would wait for itself). Return 0, or a negative errno: then nothing
+ * is placed (no garbage, no zero page), the error is recorded
+ * (tm_region_lazy_error) and the faulting thread gets SIGBUS, as Linux does
+ * when a swap-in read fails. Because only the kernel may send BUS_ADRERR to
+ * another thread, the signal comes with si_code SI_QUEUE and the faulting
+ * address in si_value.sival_ptr. An API call (read_page, get_tags, ...) on a
+ * missing page gets the error back as its return value instead. A later
+ * access tries the fill again.
  */
 typedef int (*tm_fill_fn)(void *ctx, tm_region *r, size_t pg, void *data,
 			  uint8_t *tags, bool *tagged, tm_error *err);
@@ -180,20 +233,31 @@ typedef int (*tm_fill_fn)(void *ctx, tm_region *r, size_t pg, void *data,
  * Register the soft backend's data mapping for missing faults and start a
  * handler thread: the first access to a missing page calls fn, installs the
  * tags, then places the data with UFFDIO_COPY (which wakes the faulting
- * thread). -ENOTSUP for mte (userfaultfd cannot place tags) or where
- * userfaultfd is unavailable, with the reason.
+ * thread). Pages the process already populated (see /proc/self/pagemap)
+ * stay as they are and are present; the others are missing. While active,
+ * write_page/zero_page on a missing page place it directly without calling
+ * fn. -ENOTSUP for mte (userfaultfd cannot place tags), for pages smaller
+ * than the host page, or where userfaultfd is unavailable (qemu-user), with
+ * the reason; -EBUSY when already active. Works together with
+ * TM_DIRTY_UFFD_WP (one userfaultfd carries both).
  */
 int tm_region_lazy_start(tm_region *r, tm_fill_fn fn, void *ctx,
 			 tm_error *err);
+/* Stop the fault thread and unregister. Missing pages then read as zero. */
 void tm_region_lazy_stop(tm_region *r);
-/* First error a fill callback returned, or 0 (message copied into err). */
+/* First error a fill callback returned since lazy_start, or 0 (message
+ * copied into err); still available after lazy_stop. */
 int tm_region_lazy_error(tm_region *r, tm_error *err);
 
 /* Drop pages [pg, pg+n): data released (MADV_DONTNEED), tags freed, pages
- * untagged. With lazy placement active the next access faults to fn. */
+ * untagged, marked not present and dirty. Without lazy placement they read
+ * as zero afterwards (for caller memory that is not private anonymous,
+ * whatever MADV_DONTNEED leaves); with it the next access faults to fn. */
 int tm_region_discard(tm_region *r, size_t pg, size_t n, tm_error *err);
 
-/* Whether page pg is resident (has been placed since the last discard). */
+/* Whether page pg is resident: placed since the last discard (write_page,
+ * zero_page, write, a lazy fill). All pages of a new region are present;
+ * lazy_start recomputes it from the page tables. */
 bool tm_region_page_present(const tm_region *r, size_t pg);
 
 #ifdef __cplusplus

@@ -6,11 +6,16 @@
  * that keeps tags.
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 
 #include "region/mte_ops.h"
 #include "region_test.h"
+
+#ifndef SEGV_MTESERR
+#define SEGV_MTESERR 9
+#endif
 
 #define PS 4096u
 #define NP 80u /* more than one shadow chunk (64 pages) */
@@ -348,6 +353,73 @@ static void test_caller_memory(void **state)
 	assert_null(g.r);
 }
 
+/* ---- mte: the tags the backend writes are the ones the CPU checks ---- */
+
+static sigjmp_buf segv_jmp;
+static volatile int segv_code;
+
+static void on_segv(int sig, siginfo_t *si, void *uc)
+{
+	(void)sig;
+	(void)uc;
+	segv_code = si->si_code;
+	siglongjmp(segv_jmp, 1);
+}
+
+/* Store through p; the si_code of the SIGSEGV it raised, or 0. */
+static int store_code(volatile uint8_t *p)
+{
+	struct sigaction sa = { .sa_sigaction = on_segv, .sa_flags = SA_SIGINFO };
+	struct sigaction old;
+	int code = 0;
+
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGSEGV, &sa, &old);
+	if (sigsetjmp(segv_jmp, 1) == 0)
+		*p = 0x42;
+	else
+		code = segv_code;
+	sigaction(SIGSEGV, &old, NULL);
+	return code;
+}
+
+static void test_mte_tag_checks(void **state)
+{
+	RT_REGION(state, f, r);
+	uint8_t data[PS], tags[128], out[16];
+	tm_error err;
+
+	if (f->backend != TM_BACKEND_MTE) {
+		print_message("SKIP: hardware tag checks exist only in the mte backend\n");
+		skip();
+	}
+	assert_int_equal(tm_mte_enable_thread(), 0);
+	memset(data, 0x11, sizeof(data));
+	for (size_t i = 0; i < sizeof(tags); i++)
+		tags[i] = 0x97; /* granules alternate 7, 9 */
+	assert_int_equal(tm_region_write_page(r, 3, data, tags, &err), 0);
+	/* right logical tag (from tm_region_ptr): passes, both granules */
+	uint8_t *p7 = tm_region_ptr(r, 3 * PS + 0);
+	uint8_t *p9 = tm_region_ptr(r, 3 * PS + 16);
+	assert_int_equal(store_code(p7), 0);
+	assert_int_equal(store_code(p9), 0);
+	assert_int_equal(tm_mte_load_tag(p9), 9);
+	/* wrong logical tag: the granule's neighbour's tag faults */
+	assert_int_equal(store_code(tm_mte_with_tag(p7 + 16, 7)), SEGV_MTESERR);
+	assert_int_equal(store_code(tm_mte_with_tag(p9 - 16, 9)), SEGV_MTESERR);
+	/* a tag change through the API takes effect for the old pointer */
+	assert_int_equal(tm_region_set_tag_range(r, 3 * PS, 16, 0xC, &err), 0);
+	assert_int_equal(store_code(p7), SEGV_MTESERR);
+	assert_int_equal(store_code(tm_region_ptr(r, 3 * PS)), 0);
+	/* API reads and zeroing never fault, whatever the tags */
+	assert_int_equal(tm_region_read(r, 3 * PS + 8, out, 16, &err), 0);
+	assert_int_equal(out[0], 0x11);
+	assert_int_equal(out[8], 0x42);
+	assert_int_equal(tm_region_zero_page(r, 3, &err), 0);
+	assert_int_equal(store_code(tm_region_ptr(r, 3 * PS + 16)), 0);
+	assert_int_equal(store_code(p9), SEGV_MTESERR); /* tag is 0 now */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -363,6 +435,7 @@ int main(void)
 		RT_BOTH(test_ptr_direct_access),
 		RT_BOTH(test_accessors),
 		RT_BOTH(test_caller_memory),
+		RT_BOTH(test_mte_tag_checks),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
