@@ -92,8 +92,10 @@ void tm_tagworker_stop(struct tm_tagworker *w);
 /* Give fn(arg) to the worker if it is idle; false: run it yourself. */
 bool tm_tagworker_post(struct tm_tagworker *w, int (*fn)(void *, tm_error *),
 		       void *arg);
-/* Wait for the posted job: its return value, its error copied to err. */
-int tm_tagworker_wait(struct tm_tagworker *w, tm_error *err);
+/* Collect the posted job: *ran true: it ran, here is its return value and
+ * its error (copied to err); *ran false: it had not started and was taken
+ * back, the caller runs it itself. */
+int tm_tagworker_wait(struct tm_tagworker *w, tm_error *err, bool *ran);
 
 struct tm_pager {
 	tm_region *r;

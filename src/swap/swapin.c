@@ -134,10 +134,11 @@ static int load_folio(tm_pager *p, struct folio_in *f, struct tm_iobuf *b,
 	bool posted = p->packed && f->n >= (1u << TM_TAGWORKER_MIN_ORDER) &&
 		      tm_tagworker_post(&p->tw, decode_job_run, &job);
 	int rc = load_folio_data(p, f, b->data, err), trc = 0;
+	bool ran = false;
 
 	if (posted)
-		trc = tm_tagworker_wait(&p->tw, rc ? NULL : err);
-	else if (!rc)
+		trc = tm_tagworker_wait(&p->tw, rc ? NULL : err, &ran);
+	if (!ran && !rc)
 		trc = load_folio_tags(p, f, b->tags, err);
 	return rc ? rc : trc;
 }

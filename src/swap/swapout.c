@@ -116,10 +116,11 @@ static int write_and_store(tm_pager *p, struct out_folio *f, unsigned order,
 	bool posted = p->packed && order >= TM_TAGWORKER_MIN_ORDER &&
 		      tm_tagworker_post(&p->tw, make_values, &job);
 	int rc = write_data(p, f, err), trc = 0;
+	bool ran = false;
 
 	if (posted)
-		trc = tm_tagworker_wait(&p->tw, rc ? NULL : err);
-	else if (!rc && p->packed)
+		trc = tm_tagworker_wait(&p->tw, rc ? NULL : err, &ran);
+	if (!ran && !rc && p->packed)
 		trc = make_values(&job, err);
 	if (rc || trc) {
 		if (!trc)

@@ -5,7 +5,9 @@
  * independent: tags never go to the file. On a machine with a spare CPU
  * the tag work then costs no wall time; on a busy one it costs what it
  * would cost inline. One job at a time: a caller that finds the worker busy
- * (another thread's folio) does its tag work itself.
+ * (another thread's folio) does its tag work itself, and a caller whose job
+ * the worker has not even started when the I/O is done takes it back and
+ * does it itself instead of waiting for the scheduler.
  */
 #include "swap/swap_internal.h"
 
@@ -76,16 +78,24 @@ bool tm_tagworker_post(struct tm_tagworker *w, int (*fn)(void *, tm_error *),
 	return taken;
 }
 
-int tm_tagworker_wait(struct tm_tagworker *w, tm_error *err)
+int tm_tagworker_wait(struct tm_tagworker *w, tm_error *err, bool *ran)
 {
-	int rc;
+	int rc = 0;
 
 	pthread_mutex_lock(&w->lock);
-	while (!w->done)
-		pthread_cond_wait(&w->cv, &w->lock);
-	rc = w->rc;
-	if (rc && err)
-		*err = w->err;
+	if (w->has_job) {
+		/* Not started yet (no CPU for the worker: a busy machine).
+		 * Take it back rather than wait for the scheduler. */
+		w->has_job = false;
+		*ran = false;
+	} else {
+		while (!w->done)
+			pthread_cond_wait(&w->cv, &w->lock);
+		rc = w->rc;
+		if (rc && err)
+			*err = w->err;
+		*ran = true;
+	}
 	w->busy = false;
 	pthread_mutex_unlock(&w->lock);
 	return rc;
