@@ -593,7 +593,7 @@ static int core_out(const char *path, struct demo_opts *d, uint64_t base)
 static void print_core_info(const char *path, const tm_core_info *in)
 {
 	printf("core       %s: %" PRIu64 " bytes, e_machine %u%s\n", path, in->file_size,
-	       in->machine, in->machine == 183 ? " (AArch64)" : "");
+	       in->machine, in->machine == 183 ? " (AArch64)" : in->machine == 62 ? " (x86-64)" : "");
 	printf("notes      %zu (%zu threads)", in->nnotes, in->nthreads);
 	if (in->nthreads)
 		printf(", pid %u, signal %d, pc 0x%" PRIx64 ", sp 0x%" PRIx64, in->pid, in->signo,
@@ -601,9 +601,12 @@ static void print_core_info(const char *path, const tm_core_info *in)
 	printf("\n");
 	if (in->comm[0])
 		printf("process    '%s'\n", in->comm);
-	if (in->has_siginfo)
+	if (in->has_siginfo && (in->signo == 11 || in->signo == 7))
 		printf("siginfo    si_code %d, fault address 0x%" PRIx64 "%s\n", in->si_code,
-		       in->fault_addr, in->si_code == 9 ? " (SEGV_MTESERR: tag check fault)" : "");
+		       in->fault_addr, in->signo == 11 && in->si_code == 9 ?
+		       " (SEGV_MTESERR: synchronous tag check fault)" : "");
+	else if (in->has_siginfo)
+		printf("siginfo    si_code %d\n", in->si_code);
 	if (in->has_auxv)
 		printf("auxv       hwcap 0x%" PRIx64 ", hwcap2 0x%" PRIx64 " (MTE %s), page size %" PRIu64 "\n",
 		       in->hwcap, in->hwcap2, in->mte ? "yes" : "no", in->page_size);

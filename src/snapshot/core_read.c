@@ -94,14 +94,22 @@ static int phnum_of(tm_core *c, const uint8_t *h, uint64_t *phnum,
 
 /* ---- notes --------------------------------------------------------- */
 
+/* The first thread's pid and signal (same offsets on every 64-bit Linux
+ * architecture) and its pc/sp (aarch64; x86-64 too, for gcore/Linux cores
+ * of the host). */
 static void note_prstatus(tm_core *c, const uint8_t *d, uint32_t len)
 {
-	if (c->info.nthreads++ || len < PRS_SIZE || c->info.machine != ELF_EM_AARCH64)
+	if (c->info.nthreads++ || len < PRS_REG)
 		return;
 	c->info.signo = (int)snap_get16(d + PRS_CURSIG);
 	c->info.pid = snap_get32(d + PRS_PID);
-	c->info.pc = snap_get64(d + PRS_PC);
-	c->info.sp = snap_get64(d + PRS_SP);
+	if (c->info.machine == ELF_EM_AARCH64 && len >= PRS_SIZE) {
+		c->info.pc = snap_get64(d + PRS_PC);
+		c->info.sp = snap_get64(d + PRS_SP);
+	} else if (c->info.machine == ELF_EM_X86_64 && len >= PRS_X86_SIZE) {
+		c->info.pc = snap_get64(d + PRS_REG + PRS_X86_RIP * 8);
+		c->info.sp = snap_get64(d + PRS_REG + PRS_X86_RSP * 8);
+	}
 }
 
 static void note_auxv(tm_core *c, const uint8_t *d, uint32_t len)

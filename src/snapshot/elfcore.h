@@ -71,6 +71,12 @@
 #define PRS_PSTATE   (PRS_REG + 33 * 8)
 #define PRS_FPVALID  384
 
+/* x86-64 struct elf_prstatus: 336 bytes, user_regs_struct at PRS_REG */
+#define ELF_EM_X86_64 62
+#define PRS_X86_SIZE  336u
+#define PRS_X86_RIP   16
+#define PRS_X86_RSP   19
+
 /* 64-bit struct elf_prpsinfo */
 #define PRP_SIZE     136u
 #define PRP_STATE    0

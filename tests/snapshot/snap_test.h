@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -227,6 +228,48 @@ static inline void st_flip(const char *path, uint64_t off, uint8_t mask)
 static inline void st_truncate(const char *path, uint64_t len)
 {
 	assert_int_equal(truncate(path, (off_t)len), 0);
+}
+
+/* ---- a real process to dump -------------------------------------- */
+
+/* Start /bin/sleep (in cwd dir, core dumps allowed) and wait until it runs
+ * the new program; *base receives where its ELF file is mapped. */
+static inline pid_t st_spawn_sleep(const char *cwd, uint64_t *base)
+{
+	char path[64], line[512];
+	pid_t pid = fork();
+	FILE *f;
+
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct rlimit rl = { RLIM_INFINITY, RLIM_INFINITY };
+
+		if (chdir(cwd) != 0)
+			_exit(126);
+		setrlimit(RLIMIT_CORE, &rl);
+		execl("/bin/sleep", "sleep", "60", (char *)NULL);
+		_exit(127);
+	}
+	*base = 0;
+	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
+	for (int tries = 0; tries < 5000 && !*base; tries++) {
+		f = fopen(path, "r");
+		while (f && fgets(line, sizeof(line), f)) {
+			unsigned long long lo, off;
+
+			if (strstr(line, "/sleep") &&
+			    sscanf(line, "%llx-%*x %*s %llx", &lo, &off) == 2 && off == 0) {
+				*base = lo;
+				break;
+			}
+		}
+		if (f)
+			fclose(f);
+		if (!*base)
+			usleep(1000);
+	}
+	assert_true(*base != 0);
+	return pid;
 }
 
 #endif

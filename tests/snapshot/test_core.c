@@ -8,6 +8,9 @@
  */
 #include "snap_test.h"
 
+#include <signal.h>
+#include <sys/wait.h>
+
 #include "snapshot/elfcore.h"
 #include "tagmem/core.h"
 
@@ -385,6 +388,59 @@ static void test_malformed(void **state)
 	free_core(&f);
 }
 
+/* A core the Linux kernel wrote (of /bin/sleep, killed with SIGABRT):
+ * the reader takes it, finds the process, and reads the ELF header Linux
+ * dumps for the executable's first mapping. */
+static void test_linux_kernel_core(void **state)
+{
+	char cdir[300], path[600] = "", pattern[256] = "";
+	uint64_t base;
+	tm_core_info info;
+	uint8_t magic[4];
+	tm_core *c;
+	tm_error err;
+	int status;
+	pid_t pid;
+	FILE *f;
+
+	(void)state;
+	f = fopen("/proc/sys/kernel/core_pattern", "r");
+	if (f) {
+		if (!fgets(pattern, sizeof(pattern), f))
+			pattern[0] = 0;
+		fclose(f);
+	}
+	if (pattern[0] == '|' || strchr(pattern, '/')) {
+		print_message("SKIP: core_pattern '%s' does not write ./core files here\n", pattern);
+		skip();
+	}
+	snprintf(cdir, sizeof(cdir), "%s/kcore", dir);
+	assert_int_equal(mkdir(cdir, 0755), 0);
+	pid = st_spawn_sleep(cdir, &base);
+	kill(pid, SIGABRT);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFSIGNALED(status));
+	if (!WCOREDUMP(status)) {
+		print_message("SKIP: the kernel wrote no core (RLIMIT_CORE or policy)\n");
+		skip();
+	}
+	snprintf(path, sizeof(path), "%s/core", cdir);
+	if (access(path, F_OK) != 0)
+		snprintf(path, sizeof(path), "%s/core.%d", cdir, (int)pid);
+	if (tm_core_open(path, &c, &err))
+		fail_msg("Linux core: %s", err.msg);
+	tm_core_get_info(c, &info);
+	assert_int_equal(info.pid, (uint32_t)pid);
+	assert_int_equal(info.signo, SIGABRT);
+	assert_true(info.nthreads >= 1 && info.nsegments >= 3 && info.has_auxv);
+	assert_string_equal(info.comm, "sleep");
+	assert_int_equal(tm_core_read_mem(c, base, magic, 4, &err), 0);
+	assert_memory_equal(magic, "\177ELF", 4);
+	tm_core_close(c);
+	unlink(path);
+	rmdir(cdir);
+}
+
 static void test_refuses_bad_layout(void **state)
 {
 	tm_region *a = st_region("a", 4096, 4, true, 1, NULL);
@@ -425,6 +481,7 @@ int main(void)
 		cmocka_unit_test(test_write_read),
 		cmocka_unit_test(test_linux_style),
 		cmocka_unit_test(test_malformed),
+		cmocka_unit_test(test_linux_kernel_core),
 		cmocka_unit_test(test_refuses_bad_layout),
 	};
 

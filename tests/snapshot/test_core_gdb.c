@@ -9,6 +9,7 @@
  */
 #include "snap_test.h"
 
+#include <signal.h>
 #include <sys/wait.h>
 
 #include "tagmem/core.h"
@@ -224,6 +225,65 @@ static void test_gdb_reads_tags(void **state)
 	unlink(path);
 }
 
+/* gdb's own cores: `gcore` of a live process (/bin/sleep, the host's
+ * architecture) reads back through tm_core_open with the process's pid
+ * and the ELF header of its executable. */
+static void test_reads_gdb_gcore(void **state)
+{
+	const char *gdb = find_gdb();
+	char path[512], cmd[600], *argv[8], out[8192];
+	uint64_t base;
+	tm_core_info info;
+	uint8_t magic[4];
+	int fd[2], status;
+	size_t len = 0;
+	ssize_t r;
+	pid_t pid, g;
+	tm_core *c;
+	tm_error err;
+
+	(void)state;
+	if (!gdb)
+		fail_msg("gdb-multiarch is not installed: run `make deps` (scripts/deps.sh)");
+	snprintf(path, sizeof(path), "%s/gcore.core", dir);
+	pid = st_spawn_sleep(dir, &base);
+	snprintf(cmd, sizeof(cmd), "gcore %s", path);
+	char pidarg[32];
+	snprintf(pidarg, sizeof(pidarg), "%d", (int)pid);
+	argv[0] = (char *)gdb; argv[1] = "-batch"; argv[2] = "-nx"; argv[3] = "-p";
+	argv[4] = pidarg; argv[5] = "-ex"; argv[6] = cmd; argv[7] = NULL;
+	assert_int_equal(pipe(fd), 0);
+	g = fork();
+	assert_true(g >= 0);
+	if (g == 0) {
+		dup2(fd[1], 1);
+		dup2(fd[1], 2);
+		close(fd[0]);
+		execv(gdb, argv);
+		_exit(127);
+	}
+	close(fd[1]);
+	while (len + 1 < sizeof(out) && (r = read(fd[0], out + len, sizeof(out) - 1 - len)) > 0)
+		len += (size_t)r;
+	out[len] = 0;
+	close(fd[0]);
+	assert_int_equal(waitpid(g, &status, 0), g);
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	if (!strstr(out, "Saved corefile"))
+		fail_msg("gdb gcore failed:\n%s", out);
+	if (tm_core_open(path, &c, &err))
+		fail_msg("gcore core: %s", err.msg);
+	tm_core_get_info(c, &info);
+	assert_int_equal(info.pid, (uint32_t)pid);
+	assert_true(info.nthreads >= 1 && info.nsegments >= 3);
+	assert_string_equal(info.comm, "sleep");
+	assert_int_equal(tm_core_read_mem(c, base, magic, 4, &err), 0);
+	assert_memory_equal(magic, "\177ELF", 4);
+	tm_core_close(c);
+	unlink(path);
+}
+
 static int setup(void **state)
 {
 	(void)state;
@@ -242,6 +302,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_gdb_reads_tags),
+		cmocka_unit_test(test_reads_gdb_gcore),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
