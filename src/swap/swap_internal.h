@@ -149,14 +149,6 @@ static inline uint64_t tm_slot_of(const tm_pager *p, size_t pg, uint8_t st)
 	return p->folio_first[pg] + (pg - head);
 }
 
-/* Where a fault wants its page: the fill callback's buffers. */
-struct tm_fault_out {
-	size_t pg;
-	void *data;
-	uint8_t *tags;
-	bool *tagged;
-};
-
 /* iopool.c: folio-sized I/O buffers, allocated at pager creation. */
 int tm_iopool_init(struct tm_iopool *pl, size_t ps, size_t packed);
 void tm_iopool_fini(struct tm_iopool *pl);
@@ -167,12 +159,7 @@ void tm_iopool_put(struct tm_iopool *pl, struct tm_iobuf *b);
 void tm_pager_release_page(tm_pager *p, size_t pg);
 void tm_pager_commit_restore(tm_pager *p, size_t pg, bool tagged, bool fault);
 
-/* swapin.c: whole-folio restore of the folio swapped page pg is in, under
- * its folio lock; one subpage's data and tags; the lazy fill callback. */
-int tm_restore_folio_locked(tm_pager *p, size_t pg, struct tm_fault_out *fo,
-			    tm_error *err);
-int tm_pager_load_page(tm_pager *p, size_t pg, uint8_t st, uint8_t *data,
-		       uint8_t *tags, bool *tagged, tm_error *err);
+/* swapin.c: the lazy-placement fill callback (tm_fill_fn). */
 int tm_pager_fill(void *ctx, tm_region *r, size_t pg, void *data,
 		  uint8_t *tags, bool *tagged, tm_error *err);
 

@@ -32,7 +32,7 @@ static int load_tags(tm_pager *p, size_t pg, uint8_t st, uint8_t *tags,
 }
 
 /* Read one subpage (data and tags) without changing anything. */
-int tm_pager_load_page(tm_pager *p, size_t pg, uint8_t st, uint8_t *data,
+static int load_page(tm_pager *p, size_t pg, uint8_t st, uint8_t *data,
 		     uint8_t *tags, bool *tagged, tm_error *err)
 {
 	int rc = 0;
@@ -46,6 +46,14 @@ int tm_pager_load_page(tm_pager *p, size_t pg, uint8_t st, uint8_t *data,
 				     tm_region_name(p->r), pg);
 	return load_tags(p, pg, st, tags, tagged, err);
 }
+
+/* Where a fault wants its page: the fill callback's buffers. */
+struct tm_fault_out {
+	size_t pg;
+	void *data;
+	uint8_t *tags;
+	bool *tagged;
+};
 
 /* The swapped subpages of a folio, read under its lock. */
 struct folio_in {
@@ -232,7 +240,7 @@ static int place_folio(tm_pager *p, struct folio_in *f, struct tm_iobuf *b,
  * or a decode fails; a placement error stops after the pages already
  * placed (they stay restored).
  */
-int tm_restore_folio_locked(tm_pager *p, size_t pg, struct tm_fault_out *fo,
+static int restore_folio_locked(tm_pager *p, size_t pg, struct tm_fault_out *fo,
 				tm_error *err)
 {
 	struct folio_in f;
@@ -256,7 +264,7 @@ static int restore_page_locked(tm_pager *p, size_t pg, tm_error *err)
 {
 	struct tm_iobuf *b = tm_iopool_get(&p->pool);
 	bool tagged;
-	int rc = tm_pager_load_page(p, pg, tm_pstate(p, pg), b->data, b->tags, &tagged, err);
+	int rc = load_page(p, pg, tm_pstate(p, pg), b->data, b->tags, &tagged, err);
 
 	if (!rc && (rc = tm_region_write_page(p->r, pg, b->data,
 					      tagged ? b->tags : NULL, err)) != 0)
@@ -302,7 +310,7 @@ static size_t swap_in_at(tm_pager *p, size_t pg, size_t lo, size_t hi,
 		/* Pages of the range after pg are looked at again: one of them
 		 * may be out in another folio. */
 		if (head >= lo && head + n <= hi) {
-			*rc = tm_restore_folio_locked(p, pg, NULL, err);
+			*rc = restore_folio_locked(p, pg, NULL, err);
 		} else {
 			*rc = restore_page_locked(p, pg, err);
 		}
@@ -338,7 +346,7 @@ static int fill_page_locked(tm_pager *p, size_t pg, void *data, uint8_t *tags,
 	bool direct = (p->sf->flags & TM_SWAPFILE_DIRECT) &&
 		      ((uintptr_t)data & 4095);
 	struct tm_iobuf *b = direct ? tm_iopool_get(&p->pool) : NULL;
-	int rc = tm_pager_load_page(p, pg, tm_pstate(p, pg), b ? b->data : data, tags,
+	int rc = load_page(p, pg, tm_pstate(p, pg), b ? b->data : data, tags,
 			   tagged, err);
 
 	if (b) {
@@ -363,12 +371,12 @@ static int fill_locked(tm_pager *p, size_t pg, void *data, uint8_t *tags,
 	if (!tm_ps_swapped(st))
 		return 1;
 	if (p->mode == TM_SWAPIN_FOLIO)
-		return tm_restore_folio_locked(p, pg, &fo, err);
+		return restore_folio_locked(p, pg, &fo, err);
 	return fill_page_locked(p, pg, data, tags, tagged, err);
 }
 
 int tm_pager_fill(void *ctx, tm_region *r, size_t pg, void *data,
-		      uint8_t *tags, bool *tagged, tm_error *err)
+		  uint8_t *tags, bool *tagged, tm_error *err)
 {
 	tm_pager *p = ctx;
 	int rc = 1;
