@@ -315,6 +315,73 @@ static void test_parallel_swap_out_in(void **state)
 	st_model_free(&m);
 }
 
+/* 16 and 64 KiB pages: slots are page-sized, tag values scale (512 and
+ * 2048 raw bytes, 5 and 4 EA0 runs inline). */
+static void run_page_size(uint32_t ps)
+{
+	const size_t npages = 64;
+	char path[128];
+	tm_swapfile_config sc = { 0 };
+	tm_region_config rc = { 0 };
+	tm_swapfile *sf;
+	tm_region *r;
+	tm_pager *p;
+	tm_swap_stats st;
+	tm_error err;
+	size_t pk = ps / 32;
+	uint8_t *data = malloc(npages * ps), *tags = malloc(npages * pk);
+	uint8_t *back = malloc(ps), *bt = malloc(pk);
+	tm_rng rng;
+
+	st_swapfile_path(path, sizeof(path), "bigpages");
+	sc.path = path;
+	sc.size = (npages + 2 * 512) * (uint64_t)ps;
+	sc.page_size = ps;
+	sc.flags = TM_SWAPFILE_SPARSE;
+	assert_int_equal(tm_swapfile_open(&sc, &sf, &err), 0);
+	rc.name = "bigpages";
+	rc.size = npages * ps;
+	assert_int_equal(tm_geom_mte(&rc.geom, ps, &err), 0);
+	assert_int_equal(tm_region_create(&rc, &r, &err), 0);
+	p = st_pager(r, sf, false, TM_SWAPIN_FOLIO);
+	tm_rng_seed(&rng, ps);
+	tm_corpus_fill(TM_CORPUS_MIX, &rc.geom, ps, tags, npages);
+	for (size_t i = 0; i < npages * ps / 8; i++)
+		((uint64_t *)data)[i] = tm_rng_next(&rng) | 1;
+	for (size_t pg = 0; pg < npages; pg++)
+		assert_int_equal(tm_region_write_page(r, pg, data + pg * ps,
+						      pg % 9 == 4 ? NULL : tags + pg * pk, &err), 0);
+	assert_int_equal(tm_swap_out_range(p, 0, 32, 5, NULL, &err), 0);
+	assert_int_equal(tm_swap_out_range(p, 32, 32, 2, NULL, &err), 0);
+	tm_swapfile_stats(sf, &st);
+	assert_int_equal(st.bytes_written, (uint64_t)npages * ps);
+	assert_true(st.tags.live[TM_TS_INLINE] > 0);
+	assert_int_equal(st.tags.bytes_uncompressed, st.tags.entries * pk);
+	assert_int_equal(tm_swap_in_page(p, 33, &err), 0);
+	assert_int_equal(tm_swap_in(p, 0, npages, &err), 0);
+	for (size_t pg = 0; pg < npages; pg++) {
+		assert_int_equal(tm_region_read_page(r, pg, back, bt, &err), 0);
+		assert_memory_equal(back, data + pg * ps, ps);
+		assert_int_equal(tm_region_page_tagged(r, pg), pg % 9 != 4);
+		if (pg % 9 != 4)
+			assert_memory_equal(bt, tags + pg * pk, pk);
+	}
+	tm_pager_destroy(p);
+	tm_region_destroy(r);
+	tm_swapfile_close(sf);
+	free(data);
+	free(tags);
+	free(back);
+	free(bt);
+}
+
+static void test_16k_and_64k_pages(void **state)
+{
+	(void)state;
+	run_page_size(16384);
+	run_page_size(65536);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -326,6 +393,7 @@ int main(void)
 		cmocka_unit_test(test_direct_io),
 		cmocka_unit_test(test_reswap_inside_partial_folio),
 		cmocka_unit_test(test_parallel_swap_out_in),
+		cmocka_unit_test(test_16k_and_64k_pages),
 		cmocka_unit_test(test_untagged_region_stores_nothing),
 		cmocka_unit_test(test_zero_pages_are_not_written),
 		cmocka_unit_test(test_bad_arguments),
