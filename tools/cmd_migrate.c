@@ -392,8 +392,12 @@ static void json_stats(tm_json *j, const tm_migrate_stats *s)
 
 static void human_stats(FILE *f, const tm_migrate_stats *s, uint32_t downtime)
 {
-	fprintf(f, "  iterations    %u (first pass, %u dirty, final paused pass)\n",
-		s->iterations, s->iterations >= 2 ? s->iterations - 2 : 0);
+	if (s->phase == TM_PHASE_DONE)
+		fprintf(f, "  iterations    %u (first pass, %u dirty, final paused pass)\n",
+			s->iterations, s->iterations >= 2 ? s->iterations - 2 : 0);
+	else
+		fprintf(f, "  iterations    %u passes sent before the failure\n",
+			s->iterations);
 	fprintf(f, "  pages sent    %llu normal, %llu zero, %llu tag-only\n",
 		(unsigned long long)s->pages_normal, (unsigned long long)s->pages_zero,
 		(unsigned long long)s->pages_tag_only);
