@@ -276,28 +276,93 @@ static void count(struct tm_tagstore *ts, uint64_t val, bool stored)
 	}
 }
 
+/*
+ * Erasing a JudyL key costs several times a lookup, and a freed slot is
+ * usually handed out again soon (clusters are reused), so an erased entry
+ * stays in the index as a tombstone that the next insert of that slot
+ * reuses. Tombstones are swept out once they outnumber the live entries
+ * (and 4096), so the index stays within twice the live entries.
+ */
+#define TOMB ((uint64_t)2)     /* not a value: bit 0 clear, not a pointer */
+#define TOMB_SWEEP_MIN 4096u
+
+static uint64_t live_entries(const struct tm_tagstore *ts)
+{
+	uint64_t n = 0;
+
+	for (unsigned c = 0; c < TM_TS_NCLASSES; c++)
+		n += ts->allocs[c] - ts->frees[c];
+	return n;
+}
+
+/* The value at slot (0: none); *cell receives its index cell or NULL. */
+static uint64_t cell_get(struct tm_tagstore *ts, uint64_t slot, PPvoid_t *cell)
+{
+	PPvoid_t pv = JudyLGet(ts->judy, (Word_t)slot, PJE0);
+	uint64_t v;
+
+	*cell = pv == PPJERR ? NULL : pv;
+	if (!*cell)
+		return 0;
+	v = (uint64_t)(uintptr_t)*pv;
+	return v == TOMB ? 0 : v;
+}
+
+static int cell_put(struct tm_tagstore *ts, uint64_t slot, uint64_t val)
+{
+	PPvoid_t pv = JudyLIns((PPvoid_t)&ts->judy, (Word_t)slot, PJE0);
+	uint64_t old;
+
+	if (pv == PPJERR)
+		return -ENOMEM;
+	old = (uint64_t)(uintptr_t)*pv;
+	if (old && old != TOMB)
+		return -EEXIST;
+	if (old == TOMB)
+		ts->tombs--;
+	*pv = (void *)(uintptr_t)val;
+	count(ts, val, true);
+	return 0;
+}
+
+static void cell_erase(struct tm_tagstore *ts, PPvoid_t cell, uint64_t val)
+{
+	*cell = (void *)(uintptr_t)TOMB;
+	ts->tombs++;
+	count(ts, val, false);
+}
+
+/* Delete every tombstone from the index once there are too many. */
+static void sweep_tombs(struct tm_tagstore *ts)
+{
+	Word_t idx = 0;
+	PPvoid_t pv;
+
+	if (ts->tombs < TOMB_SWEEP_MIN || ts->tombs < live_entries(ts))
+		return;
+	for (pv = JudyLFirst(ts->judy, &idx, PJE0); pv && pv != PPJERR;
+	     pv = JudyLNext(ts->judy, &idx, PJE0))
+		if ((uint64_t)(uintptr_t)*pv == TOMB)
+			JudyLDel((PPvoid_t)&ts->judy, idx, PJE0);
+	ts->tombs = 0;
+}
+
+static int put_error(tm_error *err, int rc, uint64_t slot)
+{
+	return tm_error_set(err, rc, "tag store: cannot insert tags for slot %llu: %s",
+			    (unsigned long long)slot,
+			    rc == -EEXIST ? "it already holds tags" : "out of memory");
+}
+
 int tm_tagstore_put(struct tm_tagstore *ts, uint64_t slot, uint64_t val,
 		    tm_error *err)
 {
-	PPvoid_t pv;
-	int rc = 0;
+	int rc;
 
 	pthread_mutex_lock(&ts->lock);
-	pv = JudyLIns((PPvoid_t)&ts->judy, (Word_t)slot, PJE0);
-	if (pv == PPJERR) {
-		rc = tm_error_set(err, -ENOMEM,
-				  "tag store: index insert failed for slot %llu",
-				  (unsigned long long)slot);
-	} else if (*pv) {
-		rc = tm_error_set(err, -EEXIST,
-				  "tag store: slot %llu already holds tags",
-				  (unsigned long long)slot);
-	} else {
-		*pv = (void *)(uintptr_t)val;
-		count(ts, val, true);
-	}
+	rc = cell_put(ts, slot, val);
 	pthread_mutex_unlock(&ts->lock);
-	return rc;
+	return rc ? put_error(err, rc, slot) : 0;
 }
 
 int tm_tagstore_put_batch(struct tm_tagstore *ts, uint64_t first, size_t n,
@@ -307,63 +372,42 @@ int tm_tagstore_put_batch(struct tm_tagstore *ts, uint64_t first, size_t n,
 	int rc = 0;
 
 	pthread_mutex_lock(&ts->lock);
-	for (i = 0; i < n; i++) {
-		PPvoid_t pv;
-
-		if (!vals[i])
-			continue;
-		pv = JudyLIns((PPvoid_t)&ts->judy, (Word_t)(first + i), PJE0);
-		if (pv == PPJERR || *pv) {
-			rc = tm_error_set(err, pv == PPJERR ? -ENOMEM : -EEXIST,
-					  "tag store: cannot insert tags for slot %llu%s",
-					  (unsigned long long)(first + i),
-					  pv == PPJERR ? " (out of memory)" : ": it already holds tags");
-			break;
-		}
-		*pv = (void *)(uintptr_t)vals[i];
-		count(ts, vals[i], true);
-	}
+	for (i = 0; i < n && !rc; i++)
+		if (vals[i])
+			rc = cell_put(ts, first + i, vals[i]);
 	/* All or nothing: undo what this call inserted before the failure. */
-	for (size_t k = 0; rc && k < i; k++) {
-		if (vals[k]) {
-			JudyLDel((PPvoid_t)&ts->judy, (Word_t)(first + k), PJE0);
-			count(ts, vals[k], false);
-		}
+	for (size_t k = 0; rc && k + 1 < i; k++) {
+		PPvoid_t cell;
+
+		if (vals[k] && cell_get(ts, first + k, &cell))
+			cell_erase(ts, cell, vals[k]);
 	}
 	pthread_mutex_unlock(&ts->lock);
-	return rc;
+	return rc ? put_error(err, rc, first + i - 1) : 0;
 }
 
 bool tm_tagstore_take(struct tm_tagstore *ts, uint64_t slot, uint64_t *val)
 {
-	PPvoid_t pv;
-	bool found = false;
+	PPvoid_t cell;
 
 	pthread_mutex_lock(&ts->lock);
-	pv = JudyLGet(ts->judy, (Word_t)slot, PJE0);
-	if (pv && pv != PPJERR) {
-		*val = (uint64_t)(uintptr_t)*pv;
-		JudyLDel((PPvoid_t)&ts->judy, (Word_t)slot, PJE0);
-		count(ts, *val, false);
-		found = true;
+	*val = cell_get(ts, slot, &cell);
+	if (*val) {
+		cell_erase(ts, cell, *val);
+		sweep_tombs(ts);
 	}
 	pthread_mutex_unlock(&ts->lock);
-	return found;
+	return *val != 0;
 }
 
 bool tm_tagstore_peek(struct tm_tagstore *ts, uint64_t slot, uint64_t *val)
 {
-	PPvoid_t pv;
-	bool found = false;
+	PPvoid_t cell;
 
 	pthread_mutex_lock(&ts->lock);
-	pv = JudyLGet(ts->judy, (Word_t)slot, PJE0);
-	if (pv && pv != PPJERR) {
-		*val = (uint64_t)(uintptr_t)*pv;
-		found = true;
-	}
+	*val = cell_get(ts, slot, &cell);
 	pthread_mutex_unlock(&ts->lock);
-	return found;
+	return *val != 0;
 }
 
 static void batch(struct tm_tagstore *ts, uint64_t first, size_t n,
@@ -371,17 +415,16 @@ static void batch(struct tm_tagstore *ts, uint64_t first, size_t n,
 {
 	pthread_mutex_lock(&ts->lock);
 	for (size_t i = 0; i < n; i++) {
-		PPvoid_t pv;
+		PPvoid_t cell;
 
 		if (!want[i])
 			continue;
-		pv = JudyLGet(ts->judy, (Word_t)(first + i), PJE0);
-		vals[i] = pv && pv != PPJERR ? (uint64_t)(uintptr_t)*pv : 0;
-		if (vals[i] && erase) {
-			JudyLDel((PPvoid_t)&ts->judy, (Word_t)(first + i), PJE0);
-			count(ts, vals[i], false);
-		}
+		vals[i] = cell_get(ts, first + i, &cell);
+		if (vals[i] && erase)
+			cell_erase(ts, cell, vals[i]);
 	}
+	if (erase)
+		sweep_tombs(ts);
 	pthread_mutex_unlock(&ts->lock);
 }
 
@@ -399,12 +442,9 @@ void tm_tagstore_take_batch(struct tm_tagstore *ts, uint64_t first, size_t n,
 
 bool tm_tagstore_has(struct tm_tagstore *ts, uint64_t slot)
 {
-	PPvoid_t pv;
+	uint64_t val;
 
-	pthread_mutex_lock(&ts->lock);
-	pv = JudyLGet(ts->judy, (Word_t)slot, PJE0);
-	pthread_mutex_unlock(&ts->lock);
-	return pv && pv != PPJERR;
+	return tm_tagstore_peek(ts, slot, &val);
 }
 
 void tm_tagstore_invalidate(struct tm_tagstore *ts, uint64_t first,
@@ -419,12 +459,16 @@ void tm_tagstore_invalidate(struct tm_tagstore *ts, uint64_t first,
 		uint64_t val = (uint64_t)(uintptr_t)*pv;
 		Word_t at = idx;
 
-		if (n)
-			(*n)++;
-		if (bytes)
-			*bytes += tm_ts_value_bytes(ts, val);
-		count(ts, val, false);
-		tm_ts_value_free(val);
+		if (val == TOMB) {
+			ts->tombs--;
+		} else {
+			if (n)
+				(*n)++;
+			if (bytes)
+				*bytes += tm_ts_value_bytes(ts, val);
+			count(ts, val, false);
+			tm_ts_value_free(val);
+		}
 		JudyLDel((PPvoid_t)&ts->judy, at, PJE0);
 		if (at == (Word_t)last)
 			break;

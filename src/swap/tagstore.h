@@ -11,7 +11,9 @@
  *                          (u16 little-endian length, then the encoding)
  *              class 7:    the raw packed tags (tm_geom_packed_bytes)
  * Values are built and decoded outside the lock; the store itself only
- * inserts, takes (erases and hands over) and invalidates.
+ * inserts, takes (erases and hands over) and invalidates. An erased cell
+ * stays as a tombstone (value 2) for the next insert of that slot, until
+ * tombstones outnumber live entries and are swept (tagstore.c).
  *
  * Thread-safe: one mutex, a leaf lock held only inside these calls.
  */
@@ -35,6 +37,7 @@ struct tm_tagstore {
 	uint64_t allocs[TM_TS_NCLASSES];    /* under lock */
 	uint64_t frees[TM_TS_NCLASSES];
 	uint64_t bytes_used;
+	uint64_t tombs;                     /* erased cells kept for reuse */
 };
 
 /* Largest stream-codec record class (bytes) and the scratch a value build

@@ -311,6 +311,54 @@ static void test_put_batch_all_or_nothing(void **state)
 	tm_tagstore_fini(&ts);
 }
 
+/* Erased cells stay as tombstones for reuse and are swept once they
+ * outnumber the live entries: the index never grows without bound, and a
+ * tombstone is never mistaken for a value. */
+static void test_tombstones(void **state)
+{
+	struct tm_tagstore ts;
+	tm_tagstore_stats st, empty;
+	uint8_t tags[128];
+	uint64_t val, got, n = 0;
+	tm_error err;
+
+	(void)state;
+	assert_int_equal(tm_tagstore_init(&ts, 4096, &err), 0);
+	tm_tagstore_get_stats(&ts, &empty);
+	memset(tags, 0x33, sizeof(tags));
+	assert_int_equal(tm_ts_value_make(&ts, tags, &val, &err), 0);
+	assert_int_equal(tm_tagstore_put(&ts, 7, val, &err), 0);
+	assert_true(tm_tagstore_take(&ts, 7, &got));
+	assert_false(tm_tagstore_has(&ts, 7));
+	assert_false(tm_tagstore_peek(&ts, 7, &got));
+	assert_false(tm_tagstore_take(&ts, 7, &got));
+	assert_int_equal(ts.tombs, 1);
+	assert_int_equal(tm_tagstore_put(&ts, 7, val, &err), 0);   /* reused */
+	assert_int_equal(ts.tombs, 0);
+	assert_int_equal(tm_tagstore_put(&ts, 7, val, &err), -EEXIST);
+	/* 20000 inserts and takes of distinct slots: swept along the way. */
+	uint64_t kept = 1;
+
+	for (uint64_t s = 1000; s < 21000; s++) {
+		assert_int_equal(tm_tagstore_put(&ts, s, val, &err), 0);
+		if (s % 3)
+			assert_true(tm_tagstore_take(&ts, s, &got));
+		else
+			kept++;
+	}
+	tm_tagstore_get_stats(&ts, &st);
+	assert_int_equal(st.entries, kept);
+	assert_true(ts.tombs <= st.entries || ts.tombs < 4096);
+	/* invalidate counts values, not tombstones, and removes both */
+	tm_tagstore_invalidate(&ts, 0, UINT64_MAX, &n, NULL);
+	assert_int_equal(n, st.entries);
+	assert_int_equal(ts.tombs, 0);
+	tm_tagstore_get_stats(&ts, &st);
+	assert_int_equal(st.entries, 0);
+	assert_int_equal(st.index_bytes, empty.index_bytes);
+	tm_tagstore_fini(&ts);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -321,6 +369,7 @@ int main(void)
 		cmocka_unit_test(test_corrupt_record_is_refused),
 		cmocka_unit_test(test_shortcuts_match_plain_rule),
 		cmocka_unit_test(test_put_batch_all_or_nothing),
+		cmocka_unit_test(test_tombstones),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
