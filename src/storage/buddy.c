@@ -1,0 +1,227 @@
+/*
+ * buddy.c - the storage simulator's buddy allocator: free lists per migrate
+ * type and order as intrusive index lists over the per-frame arrays, split
+ * on allocation, merge on free, Linux-style fallback stealing between the
+ * unmovable / movable / reclaimable pageblocks, and take-off of chosen free
+ * frames (take_page_off_buddy, which the cma-fast policy uses).
+ *
+ * Two pools never merge into each other: the data frames and the tag storage
+ * (type CMA). Every operation is O(order), except claiming a whole pageblock
+ * during fallback, which walks that pageblock once, as Linux's
+ * move_freepages_block does.
+ */
+#include "storage/sim_internal.h"
+
+static inline uint32_t region_start(const struct tm_ss_sim *s, uint32_t pfn)
+{
+	return ss_in_tag(s, pfn) ? s->tag_base : 0;
+}
+
+static inline uint32_t region_end(const struct tm_ss_sim *s, uint32_t pfn)
+{
+	return ss_in_tag(s, pfn) ? s->nframes : s->tag_base;
+}
+
+static void count_free(struct tm_ss_sim *s, uint32_t pfn, unsigned mt, int64_t n)
+{
+	s->nfree_mt[mt] += (uint64_t)n;
+	if (ss_in_tag(s, pfn)) {
+		s->free_tag += (uint64_t)n;
+	} else {
+		s->free_data += (uint64_t)n;
+		s->pbfree[pfn >> SS_PB_ORDER] = (uint16_t)(s->pbfree[pfn >> SS_PB_ORDER] + n);
+	}
+}
+
+static void list_add(struct tm_ss_sim *s, uint32_t pfn, unsigned order)
+{
+	unsigned mt = ss_mt_of(s, pfn);
+	uint32_t h = s->head[mt][order];
+
+	s->fr[pfn].next = h;
+	s->fr[pfn].prev = SS_NIL;
+	if (h != SS_NIL)
+		s->fr[h].prev = pfn;
+	s->head[mt][order] = pfn;
+	s->fr[pfn].state = FS_FREE;
+	s->fr[pfn].order = (uint8_t)order;
+	count_free(s, pfn, mt, (int64_t)1 << order);
+}
+
+/* Unlink a free head; its state stays FS_FREE until the caller changes it. */
+static void list_del(struct tm_ss_sim *s, uint32_t pfn)
+{
+	unsigned order = s->fr[pfn].order;
+	unsigned mt = ss_mt_of(s, pfn);
+	uint32_t n = s->fr[pfn].next, p = s->fr[pfn].prev;
+
+	if (p != SS_NIL)
+		s->fr[p].next = n;
+	else
+		s->head[mt][order] = n;
+	if (n != SS_NIL)
+		s->fr[n].prev = p;
+	s->fr[pfn].next = s->fr[pfn].prev = SS_NIL;
+	count_free(s, pfn, mt, -((int64_t)1 << order));
+}
+
+void ss_buddy_init(struct tm_ss_sim *s)
+{
+	for (unsigned mt = 0; mt < MT_COUNT; mt++)
+		for (unsigned o = 0; o < SS_NORDERS; o++)
+			s->head[mt][o] = SS_NIL;
+	for (uint32_t pb = 0; pb < s->npb; pb++)
+		s->pbtype[pb] = MT_MOVABLE; /* Linux boots with movable pageblocks */
+	uint32_t end = s->reuse ? s->nframes : s->tag_base;
+
+	for (uint32_t pfn = 0; pfn < end;) {
+		unsigned o = TM_SS_MAX_ORDER;
+
+		while ((pfn & ((1u << o) - 1)) || pfn + (1u << o) > region_end(s, pfn))
+			o--;
+		list_add(s, pfn, o);
+		pfn += 1u << o;
+	}
+}
+
+void ss_buddy_free(struct tm_ss_sim *s, uint32_t pfn, unsigned order)
+{
+	uint32_t rs = region_start(s, pfn), re = region_end(s, pfn);
+
+	s->fr[pfn].state = FS_TAIL;
+	while (order < TM_SS_MAX_ORDER) {
+		uint32_t size = 1u << order;
+		uint32_t buddy = pfn ^ size;
+
+		if (buddy < rs || buddy + size > re)
+			break;
+		if (s->fr[buddy].state != FS_FREE || s->fr[buddy].order != order)
+			break;
+		list_del(s, buddy);
+		s->fr[buddy].state = FS_TAIL;
+		pfn &= ~size;
+		order++;
+	}
+	list_add(s, pfn, order);
+}
+
+/* Split the free block at pfn of order high down to low, freeing the upper
+ * halves (Linux's expand()). */
+static void expand(struct tm_ss_sim *s, uint32_t pfn, unsigned high, unsigned low)
+{
+	while (high > low) {
+		high--;
+		list_add(s, pfn + (1u << high), high);
+	}
+	s->fr[pfn].order = (uint8_t)low;
+}
+
+static uint32_t take_head(struct tm_ss_sim *s, unsigned mt, unsigned order)
+{
+	for (unsigned o = order; o < SS_NORDERS; o++) {
+		uint32_t p = s->head[mt][o];
+
+		if (p != SS_NIL) {
+			list_del(s, p);
+			expand(s, p, o, order);
+			s->fr[p].state = FS_TAIL;
+			return p;
+		}
+	}
+	return SS_NIL;
+}
+
+/* Re-type a data pageblock and move its free blocks to the new type's lists. */
+static void claim_pageblock(struct tm_ss_sim *s, uint32_t pb, unsigned mt)
+{
+	uint32_t lo = pb << SS_PB_ORDER;
+	uint32_t hi = lo + SS_PB_FRAMES < s->tag_base ? lo + SS_PB_FRAMES : s->tag_base;
+
+	for (uint32_t p = lo; p < hi; p += 1u << s->fr[p].order)
+		if (s->fr[p].state == FS_FREE)
+			list_del(s, p); /* stays marked FS_FREE for the second pass */
+	s->pbtype[pb] = (uint8_t)mt;
+	for (uint32_t p = lo; p < hi; p += 1u << s->fr[p].order)
+		if (s->fr[p].state == FS_FREE)
+			list_add(s, p, s->fr[p].order);
+}
+
+static const unsigned fallbacks[MT_COUNT][2] = {
+	[MT_UNMOVABLE] = { MT_RECLAIMABLE, MT_MOVABLE },
+	[MT_MOVABLE] = { MT_RECLAIMABLE, MT_UNMOVABLE },
+	[MT_RECLAIMABLE] = { MT_UNMOVABLE, MT_MOVABLE },
+	[MT_CMA] = { MT_CMA, MT_CMA },
+};
+
+/* Linux steals the largest free block of another type, and takes the whole
+ * pageblock when the block is large or the allocation is not movable and at
+ * least half the pageblock is free (free pages only: used pages of the same
+ * type are not tracked here). */
+static uint32_t steal(struct tm_ss_sim *s, unsigned order, unsigned mt)
+{
+	for (int o = TM_SS_MAX_ORDER; o >= (int)order; o--) {
+		for (unsigned i = 0; i < 2; i++) {
+			unsigned f = fallbacks[mt][i];
+			uint32_t p = s->head[f][o];
+
+			if (p == SS_NIL)
+				continue;
+			uint32_t pb = p >> SS_PB_ORDER;
+			bool big = (unsigned)o >= TM_SS_MAX_ORDER / 2 || mt != MT_MOVABLE;
+
+			if ((unsigned)o == TM_SS_MAX_ORDER ||
+			    (big && s->pbfree[pb] >= SS_PB_FRAMES / 2))
+				claim_pageblock(s, pb, mt);
+			list_del(s, p);
+			expand(s, p, (unsigned)o, order);
+			s->fr[p].state = FS_TAIL;
+			return p;
+		}
+	}
+	return SS_NIL;
+}
+
+uint32_t ss_buddy_alloc_data(struct tm_ss_sim *s, unsigned order, unsigned mt)
+{
+	uint32_t p = take_head(s, mt, order);
+
+	return p != SS_NIL ? p : steal(s, order, mt);
+}
+
+uint32_t ss_buddy_alloc_tag(struct tm_ss_sim *s, unsigned order)
+{
+	return take_head(s, MT_CMA, order);
+}
+
+uint32_t ss_block_head(const struct tm_ss_sim *s, uint32_t pfn)
+{
+	for (unsigned k = 0; k < SS_NORDERS; k++) {
+		uint32_t h = pfn & ~((1u << k) - 1);
+
+		if (s->fr[h].state != FS_TAIL && pfn - h < (1u << s->fr[h].order))
+			return h;
+	}
+	return SS_NIL;
+}
+
+void ss_buddy_take(struct tm_ss_sim *s, uint32_t pfn, unsigned order)
+{
+	uint32_t h = ss_block_head(s, pfn);
+	unsigned o = s->fr[h].order;
+
+	list_del(s, h);
+	s->fr[h].state = FS_TAIL;
+	while (o > order) {
+		uint32_t half;
+
+		o--;
+		half = 1u << o;
+		if (pfn >= h + half) {
+			list_add(s, h, o);
+			h += half;
+		} else {
+			list_add(s, h + half, o);
+		}
+	}
+	s->fr[pfn].order = (uint8_t)order;
+}

@@ -1,0 +1,537 @@
+/*
+ * workload.c - the storage simulator's workloads: the synthetic phase
+ * parameters, the three scenarios from the kernel discussion as presets
+ * (android phone, KVM server with all guest memory tagged, adversary pinning
+ * tag storage), and the deterministic event generator.
+ *
+ * The generator keeps its own view of the workload (which objects are live,
+ * tagged, pinned, page cache) and never looks at the simulator, so the same
+ * seed gives the same event sequence for every policy. Picking a random live
+ * object is O(1) (dense id lists with swap-remove), and nothing is allocated
+ * after tm_ss_gen_create.
+ */
+#include "tagmem/storage_sim.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/util.h"
+#include "storage/bigmem.h"
+
+#define NIL UINT32_MAX
+
+/* ---------------------------------------------------------------- */
+/* presets                                                          */
+/* ---------------------------------------------------------------- */
+
+int tm_ss_order_mix_parse(const char *s, uint32_t w[TM_SS_MAX_ORDER + 1], tm_error *err)
+{
+	uint32_t tmp[TM_SS_MAX_ORDER + 1] = { 0 };
+	uint64_t total = 0;
+	const char *p = s;
+
+	while (*p) {
+		char *end;
+		unsigned long o, wt;
+
+		errno = 0;
+		o = strtoul(p, &end, 10);
+		if (end == p || *end != ':' || o > TM_SS_MAX_ORDER)
+			return tm_error_set(err, -EINVAL,
+					    "order mix '%s': '%s' is not ORDER:WEIGHT with ORDER 0..%u",
+					    s, p, TM_SS_MAX_ORDER);
+		p = end + 1;
+		wt = strtoul(p, &end, 10);
+		if (end == p || errno || wt > 1000000 || (*end && *end != ','))
+			return tm_error_set(err, -EINVAL,
+					    "order mix '%s': weight of order %lu must be 0..1000000",
+					    s, o);
+		tmp[o] += (uint32_t)wt;
+		total += wt;
+		p = *end ? end + 1 : end;
+	}
+	if (total == 0)
+		return tm_error_set(err, -EINVAL, "order mix '%s': all weights are zero", s);
+	memcpy(w, tmp, sizeof(tmp));
+	return 0;
+}
+
+static void phase_defaults(tm_ss_phase *p)
+{
+	memset(p, 0, sizeof(*p));
+	p->share = 1.0;
+	p->tagged_fraction = 0.2;
+	p->pagecache_fraction = 0.4;
+	p->unmovable_fraction = 0.05;
+	p->reclaimable_fraction = 0.02;
+	p->churn = 0.5;
+	p->occupancy = 1.05;
+	p->pin_longterm = true;
+	p->sweep_tagged = true;
+	p->order_weight[0] = 90;
+	p->order_weight[2] = 5;
+	p->order_weight[4] = 5;
+	p->pc_order_weight[0] = 100;
+}
+
+/* A phone: memory always full (page cache thrashes), many short-lived apps,
+ * a minority of anonymous memory tagged (MTE-enabled apps), 16/64 KiB mTHP. */
+static void preset_android(tm_ss_workload *w)
+{
+	tm_ss_phase *p = &w->phase[1];
+
+	w->nphases = 2;
+	phase_defaults(p);
+	p->tagged_fraction = 0.10;
+	p->pagecache_fraction = 0.40;
+	p->unmovable_fraction = 0.10;
+	p->reclaimable_fraction = 0.03;
+	p->churn = 0.6;
+	p->occupancy = 1.15;
+	p->pinned_fraction = 0.001;
+	memset(p->order_weight, 0, sizeof(p->order_weight));
+	p->order_weight[0] = 85;
+	p->order_weight[2] = 5;
+	p->order_weight[4] = 10;
+	p->share = 0.7;
+	w->phase[0] = *p; /* the same life, unmeasured, until memory is full */
+	w->phase[0].share = 0.3;
+	w->phase[0].warmup = true;
+}
+
+/* A KVM host: the page cache warms up first, then guests whose memory is
+ * all tagged (KVM must assume every guest page is tagged) arrive as 2 MiB
+ * THP folios; a little host page cache keeps churning. */
+static void preset_kvm(tm_ss_workload *w)
+{
+	tm_ss_phase *boot = &w->phase[0], *vms = &w->phase[1];
+
+	w->nphases = 2;
+	phase_defaults(boot);
+	boot->share = 0.15;
+	boot->tagged_fraction = 0;
+	boot->sweep_tagged = false;
+	boot->pagecache_fraction = 0.90;
+	boot->unmovable_fraction = 0.04;
+	boot->reclaimable_fraction = 0.04;
+	boot->churn = 0.7;
+	boot->occupancy = 1.0;
+	boot->warmup = true;
+	phase_defaults(vms);
+	vms->share = 0.85;
+	vms->tagged_fraction = 1.0;
+	vms->pagecache_fraction = 0.30;
+	vms->unmovable_fraction = 0.02;
+	vms->reclaimable_fraction = 0.01;
+	vms->churn = 0.3;
+	vms->occupancy = 1.0;
+	memset(vms->order_weight, 0, sizeof(vms->order_weight));
+	vms->order_weight[9] = 100;
+}
+
+/* A malicious process fills memory with movable pages and pins them in place
+ * (vmsplice does not use FOLL_LONGTERM, so they stay where they are, some in
+ * tag storage), then never frees them; afterwards a victim allocates tagged
+ * memory. */
+static void preset_adversary(tm_ss_workload *w)
+{
+	tm_ss_phase *fill = &w->phase[0], *adv = &w->phase[1], *vic = &w->phase[2];
+
+	w->nphases = 3;
+	phase_defaults(fill);
+	fill->share = 0.3;
+	fill->tagged_fraction = 0;
+	fill->sweep_tagged = false;
+	fill->pagecache_fraction = 0.5;
+	fill->occupancy = 1.05;
+	fill->warmup = true;
+	phase_defaults(adv);
+	adv->share = 0.1;
+	adv->tagged_fraction = 0;
+	adv->sweep_tagged = false;
+	adv->pagecache_fraction = 0;
+	adv->unmovable_fraction = 0;
+	adv->reclaimable_fraction = 0;
+	adv->churn = 1.0;
+	adv->occupancy = 1.05;
+	adv->pinned_fraction = 1.0;
+	adv->pin_longterm = false;
+	adv->immortal = true;
+	adv->warmup = true;
+	memset(adv->order_weight, 0, sizeof(adv->order_weight));
+	adv->order_weight[0] = 100;
+	phase_defaults(vic);
+	vic->share = 0.6;
+	vic->tagged_fraction = 0.5;
+	vic->pagecache_fraction = 0.4;
+	vic->churn = 0.6;
+	vic->occupancy = 1.05;
+}
+
+int tm_ss_workload_preset(const char *name, tm_ss_workload *w, tm_error *err)
+{
+	memset(w, 0, sizeof(*w));
+	w->events = 10000000;
+	w->seed = 1;
+	if (strcmp(name, "synthetic") == 0) {
+		w->nphases = 2;
+		phase_defaults(&w->phase[0]);
+		phase_defaults(&w->phase[1]);
+		w->phase[0].share = 0.3;
+		w->phase[0].warmup = true;
+		w->phase[1].share = 0.7;
+	} else if (strcmp(name, "android") == 0) {
+		preset_android(w);
+	} else if (strcmp(name, "kvm-server") == 0) {
+		preset_kvm(w);
+	} else if (strcmp(name, "adversary") == 0) {
+		preset_adversary(w);
+	} else {
+		return tm_error_set(err, -EINVAL,
+				    "unknown workload '%s' (android, kvm-server, adversary, synthetic, trace:FILE)",
+				    name);
+	}
+	snprintf(w->name, sizeof(w->name), "%s", name);
+	return 0;
+}
+
+void tm_ss_workload_set_tagged(tm_ss_workload *w, double fraction)
+{
+	for (unsigned i = 0; i < w->nphases; i++)
+		if (w->phase[i].sweep_tagged)
+			w->phase[i].tagged_fraction = fraction;
+}
+
+static bool frac(double x)
+{
+	return x >= 0 && x <= 1;
+}
+
+static int validate_phase(const tm_ss_phase *p, unsigned i, tm_error *err)
+{
+	const struct { const char *name; double v; } f[] = {
+		{ "share", p->share }, { "tagged_fraction", p->tagged_fraction },
+		{ "pagecache_fraction", p->pagecache_fraction },
+		{ "unmovable_fraction", p->unmovable_fraction },
+		{ "reclaimable_fraction", p->reclaimable_fraction }, { "churn", p->churn },
+		{ "pinned_fraction", p->pinned_fraction }, { "tag_event_rate", p->tag_event_rate },
+	};
+
+	for (unsigned k = 0; k < sizeof(f) / sizeof(f[0]); k++)
+		if (!frac(f[k].v))
+			return tm_error_set(err, -EINVAL, "workload phase %u: %s %g is not in [0, 1]",
+					    i, f[k].name, f[k].v);
+	if (p->pagecache_fraction + p->unmovable_fraction + p->reclaimable_fraction > 1.0 + 1e-9)
+		return tm_error_set(err, -EINVAL,
+				    "workload phase %u: page-cache + unmovable + reclaimable fractions exceed 1", i);
+	if (!(p->occupancy > 0 && p->occupancy <= 4))
+		return tm_error_set(err, -EINVAL, "workload phase %u: occupancy %g is not in (0, 4]",
+				    i, p->occupancy);
+	uint64_t a = 0, b = 0;
+
+	for (unsigned o = 0; o <= TM_SS_MAX_ORDER; o++) {
+		a += p->order_weight[o];
+		b += p->pc_order_weight[o];
+	}
+	if (a == 0 || b == 0)
+		return tm_error_set(err, -EINVAL, "workload phase %u: an order mix has no weight", i);
+	return 0;
+}
+
+int tm_ss_workload_validate(const tm_ss_workload *w, tm_error *err)
+{
+	double share = 0;
+
+	if (w->nphases == 0 || w->nphases > TM_SS_MAX_PHASES)
+		return tm_error_set(err, -EINVAL, "workload: %u phases (1..%u)", w->nphases,
+				    TM_SS_MAX_PHASES);
+	for (unsigned i = 0; i < w->nphases; i++) {
+		int r = validate_phase(&w->phase[i], i, err);
+
+		if (r)
+			return r;
+		share += w->phase[i].share;
+	}
+	if (fabs(share - 1.0) > 1e-6)
+		return tm_error_set(err, -EINVAL, "workload: phase shares add up to %g, not 1", share);
+	return 0;
+}
+
+/* ---------------------------------------------------------------- */
+/* generator                                                        */
+/* ---------------------------------------------------------------- */
+
+enum { G_LIVE = 1, G_TAGGED = 2, G_PINNED = 4, G_IMMORTAL = 8 };
+enum { L_FREEABLE = 0, L_PC, L_UNTAGGED, L_COUNT };
+
+struct gobj {
+	uint8_t kind, order, flags;
+	uint32_t pos[L_COUNT];
+};
+
+struct idlist {
+	uint32_t *ids;
+	uint32_t n;
+};
+
+struct tm_ss_gen {
+	tm_ss_workload w;
+	uint32_t frames;
+	tm_rng rng;
+	uint64_t emitted;
+	uint64_t phase_end[TM_SS_MAX_PHASES];
+	unsigned phase;
+	struct gobj *obj;
+	uint32_t nobj;
+	uint32_t *spare;      /* unused ids (a stack) */
+	uint32_t nspare;
+	struct idlist list[L_COUNT];
+	uint64_t demand;      /* frames of live objects */
+	tm_ss_event pending[2];
+	unsigned npend;
+};
+
+static void list_add(struct tm_ss_gen *g, unsigned l, uint32_t id)
+{
+	g->obj[id].pos[l] = g->list[l].n;
+	g->list[l].ids[g->list[l].n++] = id;
+}
+
+static void list_del(struct tm_ss_gen *g, unsigned l, uint32_t id)
+{
+	struct idlist *L = &g->list[l];
+	uint32_t pos = g->obj[id].pos[l];
+	uint32_t last = L->ids[--L->n];
+
+	L->ids[pos] = last;
+	g->obj[last].pos[l] = pos;
+	g->obj[id].pos[l] = NIL;
+}
+
+static bool on_list(const struct tm_ss_gen *g, unsigned l, uint32_t id)
+{
+	return g->obj[id].pos[l] != NIL;
+}
+
+void tm_ss_gen_destroy(tm_ss_gen *g)
+{
+	if (!g)
+		return;
+	for (unsigned l = 0; l < L_COUNT; l++)
+		ss_big_free(g->list[l].ids, g->nobj, sizeof(uint32_t));
+	ss_big_free(g->obj, g->nobj, sizeof(*g->obj));
+	ss_big_free(g->spare, g->nobj, sizeof(uint32_t));
+	free(g);
+}
+
+static uint32_t max_live(const tm_ss_workload *w, uint32_t frames)
+{
+	double occ = 0;
+
+	for (unsigned i = 0; i < w->nphases; i++)
+		if (w->phase[i].occupancy > occ)
+			occ = w->phase[i].occupancy;
+	double n = ceil(occ * frames) + (1u << TM_SS_MAX_ORDER) + 1;
+
+	return n > (double)(NIL - 1) ? NIL - 1 : (uint32_t)n;
+}
+
+int tm_ss_gen_create(const tm_ss_workload *w, uint32_t frames, tm_ss_gen **out, tm_error *err)
+{
+	int r = tm_ss_workload_validate(w, err);
+
+	*out = NULL;
+	if (r)
+		return r;
+	struct tm_ss_gen *g = calloc(1, sizeof(*g));
+
+	if (!g)
+		return tm_error_set(err, -ENOMEM, "workload: out of memory");
+	g->w = *w;
+	g->frames = frames;
+	g->nobj = max_live(w, frames);
+	tm_rng_seed(&g->rng, w->seed);
+	g->obj = ss_big_calloc(g->nobj, sizeof(*g->obj));
+	g->spare = ss_big_calloc(g->nobj, sizeof(uint32_t));
+	for (unsigned l = 0; l < L_COUNT; l++)
+		g->list[l].ids = ss_big_calloc(g->nobj, sizeof(uint32_t));
+	if (!g->obj || !g->spare || !g->list[0].ids || !g->list[1].ids || !g->list[2].ids) {
+		tm_ss_gen_destroy(g);
+		return tm_error_set(err, -ENOMEM, "workload: out of memory for %u objects", g->nobj);
+	}
+	for (uint32_t i = 0; i < g->nobj; i++) {
+		memset(&g->obj[i], 0, sizeof(g->obj[i]));
+		for (unsigned l = 0; l < L_COUNT; l++)
+			g->obj[i].pos[l] = NIL;
+		g->spare[i] = g->nobj - 1 - i; /* pop gives 0, 1, 2, ... */
+	}
+	g->nspare = g->nobj;
+	double cum = 0;
+
+	for (unsigned i = 0; i < w->nphases; i++) {
+		cum += w->phase[i].share;
+		g->phase_end[i] = (uint64_t)llround(cum * (double)w->events);
+	}
+	g->phase_end[w->nphases - 1] = w->events;
+	*out = g;
+	return 0;
+}
+
+uint64_t tm_ss_gen_warmup_events(const tm_ss_gen *g)
+{
+	uint64_t n = 0;
+
+	for (unsigned i = 0; i < g->w.nphases && g->w.phase[i].warmup; i++)
+		n = g->phase_end[i];
+	return n;
+}
+
+uint32_t tm_ss_gen_max_objects(const tm_ss_gen *g)
+{
+	return g->nobj;
+}
+
+static unsigned pick_order(tm_rng *r, const uint32_t *wt)
+{
+	uint64_t total = 0;
+
+	for (unsigned o = 0; o <= TM_SS_MAX_ORDER; o++)
+		total += wt[o];
+	uint64_t x = tm_rng_below(r, total);
+
+	for (unsigned o = 0; o <= TM_SS_MAX_ORDER; o++) {
+		if (x < wt[o])
+			return o;
+		x -= wt[o];
+	}
+	return 0;
+}
+
+static tm_ss_event mkev(uint32_t id, unsigned op, unsigned order, unsigned kind, unsigned flags)
+{
+	tm_ss_event e = { .obj = id, .op = (uint8_t)op, .order = (uint8_t)order,
+			  .kind = (uint8_t)kind, .flags = (uint8_t)flags };
+	return e;
+}
+
+static tm_ss_event gen_alloc(struct tm_ss_gen *g, const tm_ss_phase *p)
+{
+	uint32_t id = g->spare[--g->nspare];
+	struct gobj *o = &g->obj[id];
+	double x = tm_rng_unit(&g->rng);
+	unsigned kind, order = 0, flags = 0;
+
+	if (x < p->unmovable_fraction) {
+		kind = TM_SS_UNMOVABLE;
+	} else if (x < p->unmovable_fraction + p->reclaimable_fraction) {
+		kind = TM_SS_RECLAIMABLE;
+	} else if (x < p->unmovable_fraction + p->reclaimable_fraction + p->pagecache_fraction) {
+		kind = TM_SS_PAGECACHE;
+		order = pick_order(&g->rng, p->pc_order_weight);
+	} else {
+		kind = TM_SS_MOVABLE;
+		order = pick_order(&g->rng, p->order_weight);
+		if (tm_rng_unit(&g->rng) < p->tagged_fraction)
+			flags |= TM_SS_EV_TAGGED;
+	}
+	o->kind = (uint8_t)kind;
+	o->order = (uint8_t)order;
+	o->flags = (uint8_t)(G_LIVE | (flags & TM_SS_EV_TAGGED ? G_TAGGED : 0) |
+			     (p->immortal ? G_IMMORTAL : 0));
+	g->demand += 1u << order;
+	if (!p->immortal)
+		list_add(g, L_FREEABLE, id);
+	if (kind == TM_SS_PAGECACHE)
+		list_add(g, L_PC, id);
+	if (kind == TM_SS_MOVABLE && !(flags & TM_SS_EV_TAGGED))
+		list_add(g, L_UNTAGGED, id);
+	if (kind == TM_SS_MOVABLE && tm_rng_unit(&g->rng) < p->pinned_fraction) {
+		o->flags |= G_PINNED;
+		g->pending[g->npend++] = mkev(id, TM_SS_OP_PIN, 0, 0,
+					       p->pin_longterm ? TM_SS_EV_LONGTERM : 0);
+	}
+	return mkev(id, TM_SS_OP_ALLOC, order, kind, flags);
+}
+
+static tm_ss_event gen_free(struct tm_ss_gen *g, uint32_t id)
+{
+	struct gobj *o = &g->obj[id];
+
+	for (unsigned l = 0; l < L_COUNT; l++)
+		if (on_list(g, l, id))
+			list_del(g, l, id);
+	g->demand -= 1u << o->order;
+	g->spare[g->nspare++] = id;
+	if (o->flags & G_PINNED) {
+		o->flags = 0;
+		g->pending[g->npend++] = mkev(id, TM_SS_OP_FREE, 0, 0, 0);
+		return mkev(id, TM_SS_OP_UNPIN, 0, 0, 0);
+	}
+	o->flags = 0;
+	return mkev(id, TM_SS_OP_FREE, 0, 0, 0);
+}
+
+static uint32_t pick(struct tm_ss_gen *g, unsigned l)
+{
+	return g->list[l].ids[tm_rng_below(&g->rng, g->list[l].n)];
+}
+
+static tm_ss_event gen_access(struct tm_ss_gen *g, const tm_ss_phase *p)
+{
+	if (g->list[L_UNTAGGED].n && tm_rng_unit(&g->rng) < p->tag_event_rate) {
+		uint32_t id = pick(g, L_UNTAGGED);
+
+		list_del(g, L_UNTAGGED, id);
+		g->obj[id].flags |= G_TAGGED;
+		return mkev(id, TM_SS_OP_TAG, 0, 0, 0);
+	}
+	if (g->list[L_PC].n)
+		return mkev(pick(g, L_PC), TM_SS_OP_READ, 0, 0, 0);
+	if (g->list[L_FREEABLE].n)
+		return mkev(pick(g, L_FREEABLE), TM_SS_OP_READ, 0, 0, 0);
+	return mkev(NIL, TM_SS_OP_COUNT, 0, 0, 0); /* nothing to touch */
+}
+
+static tm_ss_event gen_one(struct tm_ss_gen *g)
+{
+	while (g->phase + 1 < g->w.nphases && g->emitted >= g->phase_end[g->phase])
+		g->phase++;
+	const tm_ss_phase *p = &g->w.phase[g->phase];
+	double target = p->occupancy * g->frames;
+	bool can_alloc = g->nspare > 0 && (double)g->demand < target;
+
+	if (tm_rng_unit(&g->rng) < p->churn) {
+		if (can_alloc)
+			return gen_alloc(g, p);
+		if (g->list[L_FREEABLE].n)
+			return gen_free(g, pick(g, L_FREEABLE));
+	}
+	tm_ss_event e = gen_access(g, p);
+
+	if (e.op == TM_SS_OP_COUNT && g->nspare > 0)
+		e = gen_alloc(g, p);
+	return e;
+}
+
+size_t tm_ss_gen_fill(tm_ss_gen *g, tm_ss_event *buf, size_t max)
+{
+	size_t n = 0;
+
+	while (n < max && g->emitted < g->w.events) {
+		if (g->npend) {
+			buf[n++] = g->pending[0];
+			g->pending[0] = g->pending[1];
+			g->npend--;
+		} else {
+			tm_ss_event e = gen_one(g);
+
+			if (e.op == TM_SS_OP_COUNT)
+				break; /* nothing allocatable or touchable: the run ends */
+			buf[n++] = e;
+		}
+		g->emitted++;
+	}
+	return n;
+}
