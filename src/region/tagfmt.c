@@ -2,16 +2,18 @@
  * tagfmt.c - unpacked <-> packed conversion for a region's geometry
  * (1, 2, 4 or 8 bits per item, lower-address item in the lower bits).
  *
- * Kept here rather than calling the tags core's SIMD pack so the region
- * part only needs the geometry arithmetic; tag-format calls are not on the
- * page-copy hot path (write_page/read_page take packed tags).
- * Validation happens completely before the output is touched.
+ * MTE-style 4-bit tags go through the tags core's vectorized pack/unpack;
+ * other widths use the scalar loops here. On refusal the scalar check
+ * finds the granule so the message can name region, page and byte offset.
+ * The core packs into a scratch buffer, so nothing the caller sees is
+ * written before validation completes.
  */
 #include "region/region_internal.h"
 
 #include <errno.h>
 
 #include "tagmem/error.h"
+#include "tagmem/tags.h"
 
 int tm_region_pack(const tm_region *r, size_t pg, const uint8_t *unpacked,
 		   uint8_t *packed, tm_error *err)
@@ -20,6 +22,8 @@ int tm_region_pack(const tm_region *r, size_t pg, const uint8_t *unpacked,
 	unsigned per_byte = 8 / bits;
 	unsigned limit = bits == 8 ? 256u : 1u << bits;
 
+	if (bits == 4 && tm_tags_pack(packed, unpacked, r->granules, NULL) == 0)
+		return 0;
 	for (size_t g = 0; g < r->granules; g++) {
 		if (unpacked[g] >= limit) {
 			size_t off = (pg << r->page_shift) + g * r->geom.granule;
@@ -49,6 +53,10 @@ void tm_region_unpack(const tm_region *r, const uint8_t *packed,
 	unsigned per_byte = 8 / bits;
 	unsigned mask = bits == 8 ? 0xFFu : (1u << bits) - 1;
 
+	if (bits == 4) {
+		tm_tags_unpack(unpacked, packed, r->granules);
+		return;
+	}
 	for (size_t g = 0; g < r->granules; g++)
 		unpacked[g] = (uint8_t)((packed[g / per_byte] >>
 					 ((g % per_byte) * bits)) & mask);
