@@ -171,7 +171,7 @@ static void test_killed_from_outside(void **state)
 		while (count_tmp_files("outside.snap") == 0 &&
 		       waitpid(pid, &status, WNOHANG) == 0)
 			usleep(200);
-		usleep((useconds_t)tm_rng_below(&rng, 20000));
+		usleep((useconds_t)tm_rng_below(&rng, 5000));
 		kill(pid, SIGKILL);
 		assert_int_equal(waitpid(pid, &status, 0), pid);
 		if (WIFSIGNALED(status)) {

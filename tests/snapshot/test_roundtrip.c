@@ -9,6 +9,8 @@
  */
 #include "snap_test.h"
 
+#include <sys/mount.h>
+
 struct rt_case {
 	uint32_t page_size;
 	size_t nregions;
@@ -172,6 +174,50 @@ static void test_buffered_io(void **state)
 	unlink(path);
 }
 
+/* On a file system without O_DIRECT (ramfs) save and restore fall back to
+ * the page cache and say why; requiring direct I/O fails cleanly. Needs
+ * mount(2) (root): skipped with the reason otherwise. */
+static void test_no_direct_io_fallback(void **state)
+{
+	tm_region *r = st_region("f", 4096, 64, true, 9, NULL), *d;
+	char mnt[300], path[400];
+	tm_snap_opts o;
+	tm_snap_stats st;
+	tm_snapshot *s;
+	tm_error err;
+
+	(void)state;
+	snprintf(mnt, sizeof(mnt), "%s/ramfs", dir);
+	assert_int_equal(mkdir(mnt, 0755), 0);
+	if (mount("none", mnt, "ramfs", 0, NULL) != 0) {
+		print_message("SKIP: cannot mount a ramfs (%s)\n", strerror(errno));
+		tm_region_destroy(r);
+		rmdir(mnt);
+		skip();
+	}
+	snprintf(path, sizeof(path), "%s/f.snap", mnt);
+	tm_snap_opts_init(&o);
+	o.io = TM_SNAP_IO_DIRECT;
+	assert_int_equal(tm_snapshot_save(path, &r, 1, &o, &st, &err), -ENOTSUP);
+	assert_non_null(strstr(err.msg, "direct I/O"));
+	assert_int_equal(access(path, F_OK), -1);
+	o.io = TM_SNAP_IO_AUTO;
+	assert_int_equal(tm_snapshot_save(path, &r, 1, &o, &st, &err), 0);
+	assert_false(st.direct_io);
+	assert_true(st.io_note[0] != 0);
+	assert_int_equal(tm_snapshot_open(path, &o, &s, &err), 0);
+	assert_int_equal(tm_snapshot_create_regions(s, TM_BACKEND_SOFT, &d, &err), 0);
+	assert_int_equal(tm_snapshot_restore(s, &d, 1, &o, &st, &err), 0);
+	assert_false(st.direct_io);
+	assert_int_equal(st_digest(d), st_digest(r));
+	tm_snapshot_close(s);
+	tm_region_destroy(d);
+	tm_region_destroy(r);
+	unlink(path);
+	assert_int_equal(umount2(mnt, MNT_DETACH), 0);
+	rmdir(mnt);
+}
+
 /* A file of zero pages only stores no page data at all (sparse). */
 static void test_zero_pages_not_stored(void **state)
 {
@@ -293,6 +339,7 @@ int main(void)
 		cmocka_unit_test(test_all_page_sizes),
 		cmocka_unit_test(test_small_chunks),
 		cmocka_unit_test(test_buffered_io),
+		cmocka_unit_test(test_no_direct_io_fallback),
 		cmocka_unit_test(test_zero_pages_not_stored),
 		cmocka_unit_test(test_refuses_mixed_page_sizes),
 		cmocka_unit_test(test_refuses_wrong_destination),
