@@ -19,8 +19,6 @@
 #include "region/mte_ops.h"
 #include "tagmem/error.h"
 
-/* Bytes per bounce step of the byte-granular calls (one host page). */
-#define MTE_BOUNCE 4096u
 
 static const uint8_t zero_tags[TM_PAGE_SIZE_MAX / TM_MTE_GRANULE / 2];
 
@@ -142,66 +140,23 @@ static int mte_set_tag_range(tm_region *r, size_t off, size_t len,
 	return 0;
 }
 
-/* The 32-byte aligned window [*a, *a + *n) covering off.. within one step. */
-static void window(size_t off, size_t end, size_t *a, size_t *n)
-{
-	size_t lo = off & ~(size_t)31;
-	size_t hi = (end + 31) & ~(size_t)31;
-
-	if (hi - lo > MTE_BOUNCE)
-		hi = lo + MTE_BOUNCE;
-	*a = lo;
-	*n = hi - lo;
-}
-
+/* Byte-granular data access never touches tags: the primitives copy with
+ * TCO set at any alignment, so there is no read-modify-write of tags that
+ * could undo a concurrent tag change by another thread. */
 static int mte_read(tm_region *r, size_t off, void *buf, size_t len,
 		    tm_error *err)
 {
-	_Alignas(64) uint8_t bounce[MTE_BOUNCE];
-	size_t end = off + len;
+	int rc = tm_mte_copy_out(buf, r->base + off, len);
 
-	while (off < end) {
-		size_t a, n, take;
-		int rc;
-
-		window(off, end, &a, &n);
-		rc = tm_mte_copy_out(bounce, r->base + a, n);
-		if (rc)
-			return mte_fail(err, rc, "copy out", r->base + a);
-		take = (a + n < end ? a + n : end) - off;
-		memcpy(buf, bounce + (off - a), take);
-		buf = (uint8_t *)buf + take;
-		off += take;
-	}
-	return 0;
+	return rc ? mte_fail(err, rc, "copy out", r->base + off) : 0;
 }
 
 static int mte_write(tm_region *r, size_t off, const void *buf, size_t len,
 		     tm_error *err)
 {
-	_Alignas(64) uint8_t bounce[MTE_BOUNCE];
-	uint8_t tags[MTE_BOUNCE / 32];
-	size_t end = off + len;
+	int rc = tm_mte_copy_data_in(r->base + off, buf, len);
 
-	while (off < end) {
-		size_t a, n, take;
-		int rc;
-
-		window(off, end, &a, &n);
-		rc = tm_mte_copy_out(bounce, r->base + a, n);
-		if (!rc)
-			rc = tm_mte_get_tags(r->base + a, n, tags);
-		if (rc)
-			return mte_fail(err, rc, "read back", r->base + a);
-		take = (a + n < end ? a + n : end) - off;
-		memcpy(bounce + (off - a), buf, take);
-		rc = tm_mte_copy_in(r->base + a, bounce, tags, n);
-		if (rc)
-			return mte_fail(err, rc, "STGP copy in", r->base + a);
-		buf = (const uint8_t *)buf + take;
-		off += take;
-	}
-	return 0;
+	return rc ? mte_fail(err, rc, "copy data in", r->base + off) : 0;
 }
 
 /* Discarded memory comes back from the kernel with zero tags. */
