@@ -19,7 +19,6 @@
 #include "region/mte_ops.h"
 #include "tagmem/error.h"
 
-
 static const uint8_t zero_tags[TM_PAGE_SIZE_MAX / TM_MTE_GRANULE / 2];
 
 static int mte_fail(tm_error *err, int rc, const char *what, const void *a)
