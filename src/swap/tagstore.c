@@ -280,11 +280,13 @@ static void count(struct tm_tagstore *ts, uint64_t val, bool stored)
  * Erasing a JudyL key costs several times a lookup, and a freed slot is
  * usually handed out again soon (clusters are reused), so an erased entry
  * stays in the index as a tombstone that the next insert of that slot
- * reuses. Tombstones are swept out once they outnumber the live entries
- * (and 4096), so the index stays within twice the live entries.
+ * reuses. Tombstones are swept out once there are more than 65536 of them
+ * (about half a MiB of index) and twice as many as live entries: a whole
+ * swap-in followed by the next swap-out then pays no erase at all, and the
+ * index never holds more than max(65536, 2 x live) dead cells.
  */
 #define TOMB ((uint64_t)2)     /* not a value: bit 0 clear, not a pointer */
-#define TOMB_SWEEP_MIN 4096u
+#define TOMB_SWEEP_MIN 65536u
 
 static uint64_t live_entries(const struct tm_tagstore *ts)
 {
@@ -338,7 +340,7 @@ static void sweep_tombs(struct tm_tagstore *ts)
 	Word_t idx = 0;
 	PPvoid_t pv;
 
-	if (ts->tombs < TOMB_SWEEP_MIN || ts->tombs < live_entries(ts))
+	if (ts->tombs <= TOMB_SWEEP_MIN || ts->tombs <= 2 * live_entries(ts))
 		return;
 	for (pv = JudyLFirst(ts->judy, &idx, PJE0); pv && pv != PPJERR;
 	     pv = JudyLNext(ts->judy, &idx, PJE0))

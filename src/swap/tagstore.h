@@ -13,7 +13,7 @@
  * Values are built and decoded outside the lock; the store itself only
  * inserts, takes (erases and hands over) and invalidates. An erased cell
  * stays as a tombstone (value 2) for the next insert of that slot, until
- * tombstones outnumber live entries and are swept (tagstore.c).
+ * there are more than 65536 and twice the live entries (tagstore.c).
  *
  * Thread-safe: one mutex, a leaf lock held only inside these calls.
  */
