@@ -40,7 +40,17 @@ bool tm_page_is_zero(const tm_geom *g, const void *data, const uint8_t *tags)
 	const tm_tags_impl *impl = tm_tags_impl_best();
 	size_t tb = tm_geom_packed_bytes(g);
 
-	if (tags && tb && !impl->is_zero(tags, tb))
-		return false;
+	if (tags && tb) {
+		/*
+		 * Scans walk pages in order with their tags in one array, so ask
+		 * for the next page's tags now: their miss then overlaps this
+		 * page's data scan instead of stalling the next call. A prefetch
+		 * never faults, so a tags array that ends here costs nothing.
+		 */
+		__builtin_prefetch(tags + tb);
+		__builtin_prefetch(tags + tb + 64);
+		if (!impl->is_zero(tags, tb))
+			return false;
+	}
 	return impl->is_zero(data, g->page_size);
 }
