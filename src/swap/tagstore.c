@@ -122,15 +122,17 @@ static size_t count_runs(const struct tm_tagstore *ts, const uint8_t *p)
 	return changes + 1;
 }
 
-/*
- * Fewest bytes the stream codec can spend on one page of nruns runs
- * (docs/format/tags.md "Tag stream": a 3-byte header for one page, the
- * class byte, a nibble per run value, at least a byte per run length but
- * the last). Only used to skip an encode that cannot beat the raw tags.
- */
-static size_t stream_floor(size_t nruns)
+/* The stream codec may use its "regular runs" form (an allocator page of
+ * one chunk size costs its run values and two lengths): decoders always
+ * accept it, and it is what makes allocator pages small. */
+#define STREAM_FLAGS TM_TAGSTREAM_REGULAR
+
+/* Fewest bytes a one-page stream record of nruns runs can take: the
+ * codec's own floor for the page, plus the one-page block header (3 bytes)
+ * and its class byte (docs/format/tags.md "Tag stream"). */
+static size_t stream_floor(const struct tm_tagstore *ts, size_t nruns)
 {
-	return 3 + 1 + (nruns + 1) / 2 + (nruns - 1);
+	return 3 + 1 + tm_tagstream_page_min_bytes(&ts->geom, nruns, STREAM_FLAGS);
 }
 
 int tm_tagstore_init(struct tm_tagstore *ts, uint32_t page_size, tm_error *err)
@@ -213,9 +215,9 @@ int tm_ts_value_make(const struct tm_tagstore *ts, const uint8_t *packed,
 		*val = handle;
 		return 0;
 	}
-	if (stream_class(ts, stream_floor(nruns)) == RAW_CLASS)
+	if (stream_class(ts, stream_floor(ts, nruns)) == RAW_CLASS)
 		return make_alloc(ts, RAW_CLASS, packed, ts->packed, val, err);
-	rc = tm_tagstream_encode(&ts->geom, packed, 1, 0, scratch,
+	rc = tm_tagstream_encode(&ts->geom, packed, 1, STREAM_FLAGS, scratch,
 				 sizeof(scratch), &len, err);
 	if (rc)
 		return rc;
