@@ -129,10 +129,27 @@ static size_t count_runs(const struct tm_tagstore *ts, const uint8_t *p)
 
 /* Fewest bytes a one-page stream record of nruns runs can take: the
  * codec's own floor for the page, plus the one-page block header (3 bytes)
- * and its class byte (docs/format/tags.md "Tag stream"). */
+ * and its class byte (docs/format/tags.md "Tag stream"). Tabulated once
+ * per run count at init: the codec's floor is a pure function of the
+ * geometry and the run count, and computing it costs more than an encode. */
+static int init_floors(struct tm_tagstore *ts, tm_error *err)
+{
+	size_t g = tm_geom_granules(&ts->geom);
+
+	ts->floor = calloc(g + 1, sizeof(*ts->floor));
+	if (!ts->floor)
+		return tm_error_set(err, -ENOMEM, "tag store: stream floor table");
+	for (size_t n = 1; n <= g; n++) {
+		size_t b = 3 + 1 + tm_tagstream_page_min_bytes(&ts->geom, n, STREAM_FLAGS);
+
+		ts->floor[n] = (uint16_t)(b < UINT16_MAX ? b : UINT16_MAX);
+	}
+	return 0;
+}
+
 static size_t stream_floor(const struct tm_tagstore *ts, size_t nruns)
 {
-	return 3 + 1 + tm_tagstream_page_min_bytes(&ts->geom, nruns, STREAM_FLAGS);
+	return ts->floor[nruns];
 }
 
 int tm_tagstore_init(struct tm_tagstore *ts, uint32_t page_size, tm_error *err)
@@ -143,18 +160,22 @@ int tm_tagstore_init(struct tm_tagstore *ts, uint32_t page_size, tm_error *err)
 	rc = tm_geom_mte(&ts->geom, page_size, err);
 	if (rc)
 		return rc;
-	ts->packed = tm_geom_packed_bytes(&ts->geom);
-	rc = init_uniform(ts, err);
-	if (rc)
-		return rc;
 	if (tm_tagstream_bound(&ts->geom, 1) > TM_TS_SCRATCH)
 		return tm_error_set(err, -EOVERFLOW,
 				    "tag store: stream bound %zu for one %u B page exceeds the %u B scratch",
 				    tm_tagstream_bound(&ts->geom, 1), page_size,
 				    TM_TS_SCRATCH);
-	if (pthread_mutex_init(&ts->lock, NULL) != 0)
-		return tm_error_set(err, -ENOMEM, "tag store: mutex init failed");
-	return 0;
+	ts->packed = tm_geom_packed_bytes(&ts->geom);
+	rc = init_uniform(ts, err);
+	if (!rc)
+		rc = init_floors(ts, err);
+	if (!rc && pthread_mutex_init(&ts->lock, NULL) != 0)
+		rc = tm_error_set(err, -ENOMEM, "tag store: mutex init failed");
+	if (rc) {
+		free(ts->floor);
+		memset(ts, 0, sizeof(*ts));
+	}
+	return rc;
 }
 
 /* Smallest stream class holding a record of len bytes, or RAW_CLASS when
@@ -489,6 +510,8 @@ void tm_tagstore_fini(struct tm_tagstore *ts)
 	tm_tagstore_invalidate(ts, 0, UINT64_MAX, NULL, NULL);
 	JudyLFreeArray((PPvoid_t)&ts->judy, PJE0);
 	pthread_mutex_destroy(&ts->lock);
+	free(ts->floor);
+	ts->floor = NULL;
 	ts->packed = 0;
 }
 
