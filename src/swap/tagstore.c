@@ -122,10 +122,15 @@ static size_t count_runs(const struct tm_tagstore *ts, const uint8_t *p)
 	return changes + 1;
 }
 
-/* The stream codec may use its "regular runs" form (an allocator page of
- * one chunk size costs its run values and two lengths): decoders always
- * accept it, and it is what makes allocator pages small. */
-#define STREAM_FLAGS TM_TAGSTREAM_REGULAR
+/*
+ * Stream-codec flags for tag values. TM_TAGSTREAM_REGULAR (an allocator
+ * page of one chunk size costs its run values and two lengths) shrinks the
+ * mix from 36 to 29 bytes per tagged page and allocator pages from 69 to
+ * 50, but measured ~700 (encode) and ~1000 (decode) more instructions per
+ * page, most of it in the codec's per-call setup; swap throughput is the
+ * target at risk (docs/bench/swap.md), so it is off.
+ */
+#define STREAM_FLAGS 0u
 
 /* Fewest bytes a one-page stream record of nruns runs can take: the
  * codec's own floor for the page, plus the one-page block header (3 bytes)

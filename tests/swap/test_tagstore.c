@@ -250,7 +250,7 @@ static void test_shortcuts_match_plain_rule(void **state)
 			assert_int_equal(tm_ts_value_decode(&ts, val, back, &err), 0);
 			assert_memory_equal(back, pg, pk);
 			/* Never raw when a stream record would have been smaller. */
-			assert_int_equal(tm_tagstream_encode(&ts.geom, pg, 1, TM_TAGSTREAM_REGULAR, enc, sizeof(enc),
+			assert_int_equal(tm_tagstream_encode(&ts.geom, pg, 1, 0, enc, sizeof(enc),
 							     &len, &err), 0);
 			size_t cls = 16;
 
