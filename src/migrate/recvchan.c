@@ -49,10 +49,11 @@ void tm_rchan_free(tm_rchan *c)
 	c->payload = c->zero_page = NULL;
 }
 
-/* A zero page that is already zero (never tagged, data reads zero) needs
- * no write: on a fresh destination this spares a page fault and a memset
- * for every zero page of the first pass. Reading an untouched anonymous
- * page maps the shared zero page and allocates nothing. */
+/* A page that is already zero (never tagged, data reads zero) needs no
+ * data write: on a fresh destination this spares a page fault and a memset
+ * for every zero or tag-only page of the first pass. Reading an untouched
+ * anonymous page maps the shared zero page and allocates nothing; the page
+ * being untagged also makes reading it through one pointer safe on mte. */
 static bool already_zero(tm_region *r, uint64_t pg, size_t ps)
 {
 	return !tm_region_page_tagged(r, pg) &&
@@ -75,6 +76,10 @@ static int place(tm_rchan *c, const tm_pkt *pk, tm_error *err)
 		if (i < pk->n_normal)
 			rc = tm_region_write_page(reg, off / ps, pk->data + i * ps, tags,
 						  err);
+		else if (i < ntagged && already_zero(reg, off / ps, ps))
+			/* Data already zero: only the tags change, and an untouched
+			 * page keeps no memory of its own. */
+			rc = tm_region_set_tags(reg, off / ps, TM_TAGS_PACKED, tags, err);
 		else if (i < ntagged)
 			rc = tm_region_write_page(reg, off / ps, c->zero_page, tags, err);
 		else if (already_zero(reg, off / ps, ps))
