@@ -47,7 +47,7 @@ struct opts {
 enum {
 	SYN_PC = 1 << 0, SYN_UNMOV = 1 << 1, SYN_RECL = 1 << 2, SYN_CHURN = 1 << 3,
 	SYN_OCC = 1 << 4, SYN_ORDERS = 1 << 5, SYN_PCORDERS = 1 << 6, SYN_PINNED = 1 << 7,
-	SYN_PINMODE = 1 << 8, SYN_TAGRATE = 1 << 9,
+	SYN_PINMODE = 1 << 8, SYN_TAGRATE = 1 << 9, SYN_SKEW = 1 << 10,
 };
 
 static void usage(FILE *f)
@@ -93,7 +93,9 @@ static void usage(FILE *f)
 		"  --pc-orders MIX       page-cache folio orders (default 0:100)\n"
 		"  --pinned-fraction F   share of anonymous folios pinned until freed\n"
 		"  --pin-mode M          longterm (FOLL_LONGTERM) or inplace (vmsplice)\n"
-		"  --tag-event-rate F    share of accesses that mprotect(PROT_MTE) a folio\n");
+		"  --tag-event-rate F    share of accesses that mprotect(PROT_MTE) a folio\n"
+		"  --read-skew K         page-cache reads: 1 uniform, K: hottest x get x^(1/K)\n"
+		"                        of the reads (default 3)\n");
 }
 
 static void list_costs(FILE *f)
@@ -161,6 +163,7 @@ static int parse_synthetic(struct opts *o, const char *opt, const char *v)
 		{ "--occupancy", SYN_OCC }, { "--orders", SYN_ORDERS },
 		{ "--pc-orders", SYN_PCORDERS }, { "--pinned-fraction", SYN_PINNED },
 		{ "--pin-mode", SYN_PINMODE }, { "--tag-event-rate", SYN_TAGRATE },
+		{ "--read-skew", SYN_SKEW },
 	};
 	tm_error e;
 	unsigned bit = 0;
@@ -181,6 +184,14 @@ static int parse_synthetic(struct opts *o, const char *opt, const char *v)
 	case SYN_CHURN: return parse_frac(opt, v, &o->syn.churn);
 	case SYN_PINNED: return parse_frac(opt, v, &o->syn.pinned_fraction);
 	case SYN_TAGRATE: return parse_frac(opt, v, &o->syn.tag_event_rate);
+	case SYN_SKEW: {
+		char *end;
+
+		o->syn.read_skew = strtod(v, &end);
+		if (end == v || *end || !(o->syn.read_skew >= 1 && o->syn.read_skew <= 16))
+			return bad(opt, v, "expected a number in [1, 16]");
+		return 0;
+	}
 	case SYN_OCC: {
 		char *end;
 
@@ -292,7 +303,7 @@ static const char *const valued_opts[] = {
 	"--plot-points", "--page-size", "--tag-block", "--tag-retries", "--cost", "--cost-file",
 	"--threads", "--save-trace", "--pagecache-fraction", "--unmovable-fraction",
 	"--reclaimable-fraction", "--churn", "--occupancy", "--orders", "--pc-orders",
-	"--pinned-fraction", "--pin-mode", "--tag-event-rate",
+	"--pinned-fraction", "--pin-mode", "--tag-event-rate", "--read-skew",
 };
 
 static bool takes_value(const char *a)
@@ -344,6 +355,7 @@ static void apply_synthetic_phase(const struct opts *o, tm_ss_phase *p)
 	if (o->syn_mask & SYN_PINNED) p->pinned_fraction = v->pinned_fraction;
 	if (o->syn_mask & SYN_PINMODE) p->pin_longterm = v->pin_longterm;
 	if (o->syn_mask & SYN_TAGRATE) p->tag_event_rate = v->tag_event_rate;
+	if (o->syn_mask & SYN_SKEW) p->read_skew = v->read_skew;
 	if (o->syn_mask & SYN_ORDERS)
 		memcpy(p->order_weight, v->order_weight, sizeof(p->order_weight));
 	if (o->syn_mask & SYN_PCORDERS)
@@ -527,12 +539,12 @@ static void json_phase(FILE *f, const tm_ss_phase *p)
 	fprintf(f, "{\"share\": %.6g, \"tagged_fraction\": %.6g, \"pagecache_fraction\": %.6g, "
 		"\"unmovable_fraction\": %.6g, \"reclaimable_fraction\": %.6g, \"churn\": %.6g, "
 		"\"occupancy\": %.6g, \"pinned_fraction\": %.6g, \"pin_mode\": \"%s\", "
-		"\"tag_event_rate\": %.6g, \"orders\": \"%s\", \"pc_orders\": \"%s\", \"immortal\": %s, "
+		"\"tag_event_rate\": %.6g, \"read_skew\": %.6g, \"orders\": \"%s\", \"pc_orders\": \"%s\", \"adversary_rate\": %.6g, \"adversary_cap\": %.6g, "
 		"\"warmup\": %s}",
 		p->share, p->tagged_fraction, p->pagecache_fraction, p->unmovable_fraction,
 		p->reclaimable_fraction, p->churn, p->occupancy, p->pinned_fraction,
-		p->pin_longterm ? "longterm" : "inplace", p->tag_event_rate, a, b,
-		p->immortal ? "true" : "false", p->warmup ? "true" : "false");
+		p->pin_longterm ? "longterm" : "inplace", p->tag_event_rate, p->read_skew, a, b,
+		p->adversary_rate, p->adversary_cap, p->warmup ? "true" : "false");
 }
 
 static void json_workload(FILE *f, const struct opts *o)

@@ -293,7 +293,7 @@ int tm_ss_check(const tm_ss_sim *s, tm_error *err);
 
 /* One phase of a synthetic workload. Fractions are in [0, 1]. */
 typedef struct tm_ss_phase {
-	double share;                /* fraction of the run's events */
+	double share;                /* fraction of the run's measured events */
 	double tagged_fraction;      /* of movable (anonymous) allocations */
 	double pagecache_fraction;   /* of allocations */
 	double unmovable_fraction;   /* of allocations */
@@ -303,26 +303,36 @@ typedef struct tm_ss_phase {
 	double pinned_fraction;      /* of movable allocations, pinned until freed */
 	bool pin_longterm;           /* FOLL_LONGTERM pins (else in place) */
 	bool sweep_tagged;           /* --tagged-fraction / --plot change this phase */
-	bool immortal;               /* objects allocated here are never freed */
-	bool warmup;                 /* leading warm-up phases are simulated but
-	                                not measured (stats reset after them) */
+	double adversary_rate;       /* share of events where an adversary acts:
+	                                it takes a movable page and pins it in
+	                                place (vmsplice), or, once it holds
+	                                adversary_cap of RAM, unpins and frees one
+	                                of its pages (to take a new one later) */
+	double adversary_cap;        /* fraction of RAM the adversary holds */
+	bool warmup;                 /* a leading warm-up phase: simulated, not
+	                                measured; it lasts until the live demand
+	                                reaches its occupancy (share must be 0) */
 	double tag_event_rate;       /* of access events: mprotect(PROT_MTE) of a
 	                                random untagged movable folio */
+	double read_skew;            /* reads pick page cache with this skew: 1 is
+	                                uniform, k gives the hottest fraction x of
+	                                it a share x^(1/k) of the reads */
 	uint32_t order_weight[TM_SS_MAX_ORDER + 1];    /* anon folio orders */
 	uint32_t pc_order_weight[TM_SS_MAX_ORDER + 1]; /* page-cache folio orders */
 } tm_ss_phase;
 
 typedef struct tm_ss_workload {
 	char name[32];
-	uint64_t events;             /* run length */
+	uint64_t events;             /* measured events (warm-up comes on top) */
 	uint64_t seed;
 	unsigned nphases;
 	tm_ss_phase phase[TM_SS_MAX_PHASES];
 } tm_ss_workload;
 
-/* Presets: "synthetic" (one phase, the defaults), "android", "kvm-server",
- * "adversary" (docs/STORAGE-MODEL.md describes each). events and seed are
- * set to 10 000 000 and 1. -EINVAL naming an unknown name. */
+/* Presets: "synthetic" (the defaults: a warm-up that fills memory, then the
+ * same mix measured), "android", "kvm-server", "adversary" (docs/
+ * STORAGE-MODEL.md describes each). events and seed are set to 10 000 000
+ * and 1. -EINVAL naming an unknown name. */
 int tm_ss_workload_preset(const char *name, tm_ss_workload *w, tm_error *err);
 /* Set the tagged fraction of every phase marked sweep_tagged. */
 void tm_ss_workload_set_tagged(tm_ss_workload *w, double fraction);
@@ -343,8 +353,9 @@ void tm_ss_gen_destroy(tm_ss_gen *g);
 uint32_t tm_ss_gen_max_objects(const tm_ss_gen *g);
 /* Write up to max next events into buf; returns how many (0 at the end). */
 size_t tm_ss_gen_fill(tm_ss_gen *g, tm_ss_event *buf, size_t max);
-/* Events of the leading warm-up phases (the first ones tm_ss_gen_fill gives). */
-uint64_t tm_ss_gen_warmup_events(const tm_ss_gen *g);
+/* True while the next events belong to a warm-up phase. tm_ss_gen_fill
+ * never returns warm-up and measured events in the same call. */
+bool tm_ss_gen_warming(const tm_ss_gen *g);
 
 /* ------------------------------------------------------------------ */
 /* Traces (docs/format/storage-trace.md)                               */

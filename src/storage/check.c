@@ -72,6 +72,14 @@ static int check_head(const struct tm_ss_sim *s, uint32_t pfn, struct tally *t, 
 					    tm_ss_policy_name(s->cfg.policy));
 			t->used_tag += size;
 		}
+		const struct ss_obj *o = &s->obj[id];
+		bool mov = o->pins == 0 && (o->kind == TM_SS_PAGECACHE ||
+					    (o->kind == TM_SS_MOVABLE && o->order == 0 &&
+					     !(o->flags & OF_TAGGED)));
+
+		if (s->fr[pfn].movable != mov)
+			return FAIL("folio at frame %u: compaction bit %u, object %u says %u", pfn,
+				    s->fr[pfn].movable, id, mov);
 		t->used_heads++;
 		return 0;
 	}

