@@ -404,7 +404,10 @@ static int encode_tags(tm_pkt_encoder *e, const tm_pkt_region *r,
 		       const tm_pkt_pages *p, size_t *len, tm_error *err)
 {
 	size_t ntagged = (size_t)p->n_normal + p->n_tagonly;
-	unsigned flags = feat(e->s, TM_FEAT_ZSTD) ? TM_TAGSTREAM_ZSTD : 0;
+	/* No TM_TAGSTREAM_ZSTD: the codec's own run encoding already makes the
+	 * tags small, and its zstd pass builds a context per call, which per
+	 * packet costs more than it saves. Decoders accept both forms. */
+	unsigned flags = 0;
 
 	*len = 0;
 	if (r->geom.kind == TM_META_NONE || ntagged == 0)
