@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "bench/bench_common.h"
 #include "common/util.h"
@@ -186,7 +187,13 @@ static int setup(struct demo *d, tm_error *err)
 {
 	tm_region_config rc = { 0 };
 	tm_swapfile_config sc = { d->o.dir, d->o.size + (16u << 20), PS, 0 };
+	struct stat st;
 	int r;
+
+	/* The swap file is an unnamed file in that directory (O_TMPFILE). */
+	if (stat(d->o.dir, &st) != 0 || !S_ISDIR(st.st_mode))
+		return tm_error_set(err, -ENOTDIR, "swap demo: --swap-dir %s is not a directory",
+				    d->o.dir);
 
 	rc.name = "swap-demo";
 	rc.size = d->o.size;
@@ -529,7 +536,8 @@ static void report_text(struct demo *d, const tm_swap_stats *end,
 static void teardown(struct demo *d)
 {
 	tm_pager_destroy(d->p);
-	tm_region_destroy(d->r);
+	if (d->r)
+		tm_region_destroy(d->r);
 	tm_swapfile_close(d->sf);
 	free(d->tags);
 	free(d->tagged);
@@ -587,13 +595,17 @@ static int demo_main(int argc, char **argv)
 		note_error(d, &err);
 	tm_swap_stats after;
 
-	tm_swapfile_stats(d->sf, &after);
+	memset(&after, 0, sizeof(after));
+	if (d->sf)
+		tm_swapfile_stats(d->sf, &after);
 	bool ok = !rc && atomic_load(&d->mismatches) == 0 &&
 		  atomic_load(&d->verified) == 2 * d->npages && end.tags.entries == 0 &&
 		  after.tags.entries == 0 && after.slots_used == 0;
 
 	if (d->o.json)
 		report_json(d, &end, &off, ok);
+	else if (rc && !d->sf)
+		fprintf(stderr, "tagmem swap demo: %s\n", err.msg);
 	else
 		report_text(d, &end, &off, ok);
 	teardown(d);

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "bench/bench_common.h"
@@ -89,6 +90,12 @@ static int parse(int argc, char **argv, struct bopts *o)
 		return 2;
 	}
 	o->size -= o->size % folio;
+	struct stat st;
+
+	if (stat(o->dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+		fprintf(stderr, "tagmem bench swap: --dir %s is not a directory\n", o->dir);
+		return 2;
+	}
 	return 0;
 }
 
