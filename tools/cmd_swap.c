@@ -192,7 +192,7 @@ static int setup(struct demo *d, tm_error *err)
 
 	/* The swap file is an unnamed file in that directory (O_TMPFILE). */
 	if (stat(d->o.dir, &st) != 0 || !S_ISDIR(st.st_mode))
-		return tm_error_set(err, -ENOTDIR, "swap demo: --swap-dir %s is not a directory",
+		return tm_error_set(err, -ENOTDIR, "--swap-dir %s is not a directory",
 				    d->o.dir);
 
 	rc.name = "swap-demo";
