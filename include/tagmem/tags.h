@@ -80,15 +80,19 @@ const char *tm_geom_describe(const tm_geom *g, char *buf, size_t len);
 /* ------------------------------------------------------------------ */
 
 /*
- * Pack n unpacked 4-bit tags into n/2 bytes (n even). A byte with bits above
- * the 4-bit tag is refused: returns -EINVAL and names the granule index in
- * err (KVM silently ignores such bits; tagmem refuses them). On error the
- * output may be partly written; callers validate into scratch buffers.
- * Vectorized (SSE2/AVX2 on x86-64, NEON on aarch64) with runtime dispatch.
+ * Pack n unpacked 4-bit tags into (n + 1) / 2 bytes (for an odd n the last
+ * byte's high nibble is 0). A byte with bits above the 4-bit tag is refused:
+ * returns -EINVAL and names the first such granule's index in err (KVM
+ * silently ignores such bits; tagmem refuses them). On error the output may
+ * be partly written; callers validate into scratch buffers.
+ * Vectorized (SSE2/AVX2 on x86-64, NEON on aarch64) with runtime dispatch;
+ * outputs of 4 MiB or more are written with streaming (non-temporal) stores
+ * on AVX2, so they do not linger in cache.
  */
 int tm_tags_pack(uint8_t *packed, const uint8_t *unpacked, size_t n,
 		 tm_error *err);
-/* Unpack n tags (n even) from n/2 packed bytes. Cannot fail. */
+/* Unpack n tags from (n + 1) / 2 packed bytes. Cannot fail. Same dispatch
+ * and streaming-store rule as tm_tags_pack. */
 void tm_tags_unpack(uint8_t *unpacked, const uint8_t *packed, size_t n);
 
 /* Scalar references: the definition the vector versions are tested against. */
@@ -121,7 +125,9 @@ bool tm_mem_is_zero(const void *p, size_t n);
 /*
  * True when a page is zero: its data AND its packed tags are all zero.
  * tags may be NULL (untagged page: tags read as zero). The tags are checked
- * first because they are 32x smaller and a non-zero tag exits early.
+ * first because they are 32x smaller and a non-zero tag exits early. Issues
+ * prefetch hints for the start of the data and for the tags just after this
+ * page's (the next page's, in a contiguous tag array); hints never fault.
  */
 bool tm_page_is_zero(const tm_geom *g, const void *data, const uint8_t *tags);
 
@@ -134,14 +140,18 @@ bool tm_page_is_zero(const tm_geom *g, const void *data, const uint8_t *tags);
 unsigned tm_ea0_max_inline_ranges(uint32_t page_size);
 
 /*
- * Try to compress one page's packed tags into an inline handle.
+ * Try to compress one page's packed tags into an inline handle, bit for bit
+ * what Linux's mte_compress() (v11-mte) returns for the same 128/512/2048
+ * bytes: ranges are taken in the kernel's order, high nibble of each byte
+ * first (docs/format/tags.md).
  * Returns 0 and sets *handle when they fit; -E2BIG when they do not (the
  * caller then stores the raw packed tags); -EINVAL for a bad page size.
  */
 int tm_ea0_compress(uint32_t page_size, const uint8_t *packed,
 		    uint64_t *handle, tm_error *err);
 
-/* Decompress an inline handle; -EINVAL (with a reason) for an invalid one. */
+/* Decompress an inline handle; -EINVAL (with a reason) for an invalid one,
+ * i.e. any value tm_ea0_compress cannot produce. Writes nothing then. */
 int tm_ea0_decompress(uint32_t page_size, uint64_t handle, uint8_t *packed,
 		      tm_error *err);
 
@@ -162,7 +172,7 @@ size_t tm_ea0_storage_bytes(uint32_t page_size, const uint8_t *packed,
 
 /* ------------------------------------------------------------------ */
 /* Stream tag codec: many pages' tags for migration and snapshots       */
-/* (format in docs/FORMAT.md, "Tag stream")                            */
+/* (format in docs/FORMAT.md, "Tag stream"; docs/format/tags.md)       */
 /* ------------------------------------------------------------------ */
 
 enum tm_tagstream_flags {
@@ -218,7 +228,8 @@ enum tm_corpus_layout {
 	TM_CORPUS_ONE_TAG,      /* one random non-zero tag for the whole page */
 	TM_CORPUS_ALLOC,        /* heap chunks of 16..4096 B, random tag each */
 	TM_CORPUS_RANDOM,       /* uniformly random tags */
-	TM_CORPUS_MIX,          /* the mix defined in docs/FORMAT.md */
+	TM_CORPUS_MIX,          /* per page: 40 % untagged, 20 % one-tag,
+				   35 % alloc, 5 % random (docs/format/tags.md) */
 	TM_CORPUS_NLAYOUTS
 };
 
