@@ -608,6 +608,11 @@ static double metric(const tm_ss_stats *st, const struct metric *m)
 	return (double)*(const uint64_t *)(const void *)p;
 }
 
+static double mean_tagged_us(const tm_ss_stats *st)
+{
+	return st->tagged_allocs ? (double)st->tagged_ns / (double)st->tagged_allocs / 1e3 : 0.0;
+}
+
 /* Modelled time beyond the static policy's on the same events, in %. */
 static bool overhead(const struct job *j, const struct job *jobs, unsigned n, double *pct)
 {
@@ -634,6 +639,7 @@ static void json_result(FILE *f, const struct job *j, const struct job *jobs, un
 		else
 			fprintf(f, ", \"%s\": %.0f", metrics[m].name, metric(st, &metrics[m]));
 	}
+	fprintf(f, ", \"tagged_alloc_mean_ns\": %.6g", mean_tagged_us(st) * 1e3);
 	fprintf(f, ", \"modelled_ns_per_event\": %.6g",
 		st->events ? (double)st->modelled_ns / (double)st->events : 0.0);
 	if (overhead(j, jobs, n, &pct))
@@ -695,6 +701,10 @@ static void print_table(const struct opts *o, const struct job *jobs, unsigned n
 			printf(metrics[m].dbl ? " %14.3f" : " %14.0f", metric(&jobs[i].res.st, &metrics[m]));
 		printf("\n");
 	}
+	printf("%-24s", "tagged_alloc_mean_ns");
+	for (unsigned i = 0; i < n; i++)
+		printf(" %14.0f", mean_tagged_us(&jobs[i].res.st) * 1e3);
+	printf("\n");
 	printf("%-24s", "overhead_vs_static_pct");
 	for (unsigned i = 0; i < n; i++) {
 		if (overhead(&jobs[i], jobs, n, &pct))
@@ -806,28 +816,39 @@ static int write_dat(const char *path, const struct job *jobs, unsigned npts, un
 
 	if (!f)
 		return -errno;
-	fprintf(f, "# tagged_fraction, then per policy: usable_gain_pct tagged_p50_us tagged_p99_us\n");
+	fprintf(f, "# tagged_fraction, then per policy: usable_gain_pct used_gain_pct "
+		   "tagged_mean_us tagged_p99_us\n");
 	for (unsigned p = 0; p < npts; p++) {
 		fprintf(f, "%.4f", jobs[p * npol].tagged);
 		for (unsigned k = 0; k < npol; k++) {
 			const tm_ss_stats *st = &jobs[p * npol + k].res.st;
 
+			fprintf(f, " %.6g %.6g", st->usable_gain_pct, st->used_gain_pct);
 			if (st->tagged_allocs)
-				fprintf(f, " %.6g %.6g %.6g", st->usable_gain_pct,
-					(double)st->tagged_alloc_p50_ns / 1e3,
+				fprintf(f, " %.6g %.6g", mean_tagged_us(st),
 					(double)st->tagged_alloc_p99_ns / 1e3);
 			else
-				fprintf(f, " %.6g NaN NaN", st->usable_gain_pct);
+				fprintf(f, " NaN NaN");
 		}
 		fprintf(f, "\n");
 	}
 	return fclose(f) ? -errno : 0;
 }
 
+static void gp_series(FILE *f, const char *dat, const struct job *jobs, unsigned npol,
+		      unsigned col, const char *style, const char *suffix, bool first)
+{
+	static const char *const color[TM_SS_POLICY_COUNT] = { "#444444", "#d62728", "#1f77b4", "#2ca02c" };
+
+	for (unsigned k = 0; k < npol; k++)
+		fprintf(f, "%s'%s' using 1:%u with linespoints lw 2 %s lc rgb '%s' title '%s%s'",
+			first && k == 0 ? "" : ", \\\n     ", dat, 2 + 4 * k + col, style,
+			color[jobs[k].policy], tm_ss_policy_name(jobs[k].policy), suffix);
+}
+
 static int write_gp(const char *gp, const char *dat, const char *png, const struct opts *o,
 		    const struct job *jobs, unsigned npol)
 {
-	static const char *const color[TM_SS_POLICY_COUNT] = { "#444444", "#d62728", "#1f77b4", "#2ca02c" };
 	FILE *f = fopen(gp, "w");
 
 	if (!f)
@@ -836,23 +857,17 @@ static int write_gp(const char *gp, const char *dat, const char *png, const stru
 		"set terminal pngcairo size 1200,1000 font 'DejaVu Sans,11'\n"
 		"set output '%s'\n"
 		"set multiplot layout 2,1 title \"tagmem storage-sim: workload %s, %.1f GiB, "
-		"%llu events per point, seed %llu\"\n"
+		"%llu measured events per point, seed %llu\"\n"
 		"set grid\nset key outside right\nset xrange [0:1]\n"
 		"set xlabel 'tagged fraction of anonymous allocations'\n"
-		"set ylabel 'usable gain (%% of RAM)'\nplot ",
+		"set ylabel 'tag storage holding no tags / data (%% of RAM)'\nplot ",
 		gp, png, o->w.name, (double)jobs[0].res.geo.mem_bytes / (1 << 30),
 		(unsigned long long)o->w.events, (unsigned long long)o->w.seed);
-	for (unsigned k = 0; k < npol; k++)
-		fprintf(f, "%s'%s' using 1:%u with linespoints lw 2 lc rgb '%s' title '%s'",
-			k ? ", \\\n     " : "", dat, 2 + 3 * k, color[jobs[k].policy],
-			tm_ss_policy_name(jobs[k].policy));
-	fprintf(f, "\nset ylabel 'tagged allocation latency (us, log scale)'\nset logscale y\nplot ");
-	for (unsigned k = 0; k < npol; k++)
-		fprintf(f, "%s'%s' using 1:%u with linespoints lw 2 lc rgb '%s' title '%s p50', \\\n"
-			"     '%s' using 1:%u with linespoints lw 2 dt 2 lc rgb '%s' title '%s p99'",
-			k ? ", \\\n     " : "", dat, 3 + 3 * k, color[jobs[k].policy],
-			tm_ss_policy_name(jobs[k].policy), dat, 4 + 3 * k, color[jobs[k].policy],
-			tm_ss_policy_name(jobs[k].policy));
+	gp_series(f, dat, jobs, npol, 0, "", " usable", true);
+	gp_series(f, dat, jobs, npol, 1, "dt 2", " used", false);
+	fprintf(f, "\nset ylabel 'tagged allocation cost (us, log scale)'\nset logscale y\nplot ");
+	gp_series(f, dat, jobs, npol, 2, "", " mean", true);
+	gp_series(f, dat, jobs, npol, 3, "dt 2", " p99", false);
 	fprintf(f, "\nunset multiplot\n");
 	return fclose(f) ? -errno : 0;
 }
@@ -880,14 +895,16 @@ static void print_sweep(const struct opts *o, const struct job *jobs, unsigned n
 	if (!o->json) {
 		printf("%-8s", "tagged");
 		for (unsigned k = 0; k < npol; k++)
-			printf(" %12s-gain %12s-p99us", tm_ss_policy_name(jobs[k].policy),
-			       tm_ss_policy_name(jobs[k].policy));
+			printf(" %12s gain%% mean-us  p99-us", tm_ss_policy_name(jobs[k].policy));
 		printf("\n");
 		for (unsigned p = 0; p < npts; p++) {
 			printf("%-8.3f", jobs[p * npol].tagged);
-			for (unsigned k = 0; k < npol; k++)
-				printf(" %17.3f %18.1f", jobs[p * npol + k].res.st.usable_gain_pct,
-				       (double)jobs[p * npol + k].res.st.tagged_alloc_p99_ns / 1e3);
+			for (unsigned k = 0; k < npol; k++) {
+				const tm_ss_stats *st = &jobs[p * npol + k].res.st;
+
+				printf(" %18.3f %7.1f %7.1f", st->usable_gain_pct, mean_tagged_us(st),
+				       (double)st->tagged_alloc_p99_ns / 1e3);
+			}
 			printf("\n");
 		}
 		printf("wrote %s\n", png);
