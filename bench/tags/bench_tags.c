@@ -44,9 +44,10 @@ static void usage(FILE *f)
 {
 	fprintf(f, "usage: tagmem bench tags [--json] [--size BYTES] [--pages N] [--packet N] [--reps N]\n\n"
 		   "Pack/unpack and zero-page detection against memcpy and a data-only scan\n"
-		   "on --size bytes (default 256M, at least 64M, rounded down to 32M); EA0 and the stream codec on --pages pages\n"
-		   "(default 65536) of the corpus mix, in stream blocks of --packet pages\n"
-		   "(default 128). Prints one JSON object with --json.\n");
+		   "on --size bytes (default 256M, at least 64M, rounded down to 32M); EA0\n"
+		   "and the stream codec on --pages pages (default 65536) of the corpus mix,\n"
+		   "in stream blocks of --packet pages (default 128). --reps defaults to 5.\n"
+		   "Prints one JSON object with --json.\n");
 }
 
 static int parse(int argc, char **argv, struct bopts *o)
