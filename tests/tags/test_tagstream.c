@@ -188,7 +188,8 @@ static void test_beats_ea0_on_mix(void **state)
 	printf("# mix, %zu pages: raw %zu B, EA0 %zu B (%zu inline), stream %zu B, "
 	       "regular %zu B\n", np, np * 128, ea0, nin, len, len_r);
 	assert_true(nin > 0 && nin < np);
-	assert_true(ea0 > np * 8 && ea0 < np * 136);
+	/* 8 B per inline handle, 128 B raw + 8 B slot per other page */
+	assert_int_equal(ea0, nin * 8 + (np - nin) * 136);
 	assert_true(len < ea0);
 	assert_true(len_r < len);
 	free(out);
