@@ -76,14 +76,27 @@ static size_t runs_floor(const struct ts_geom *t, size_t n, bool regular)
 	return varint_len((n - 2) << 1) + values_bytes(t, n) + lens;
 }
 
-/* The most runs whose cheapest encoding beats raw. */
+/*
+ * The most runs whose cheapest encoding beats raw. runs_floor() never
+ * decreases as n grows, so a binary search finds the limit in a handful of
+ * steps; this runs on every encode call (swap encodes page by page), where a
+ * linear walk over up to 256 run counts cost more than the encoding itself.
+ */
 static size_t max_useful_runs(const struct ts_geom *t, bool regular)
 {
-	size_t n = 2;
+	size_t lo = 2, hi = t->items < TS_MAX_RUNS ? t->items : TS_MAX_RUNS;
 
-	while (n < t->items && n < TS_MAX_RUNS && runs_floor(t, n + 1, regular) < t->pbytes)
-		n++;
-	return n;
+	if (hi < lo)
+		return lo;
+	while (lo < hi) {          /* invariant: lo is useful (or is 2) */
+		size_t mid = lo + (hi - lo + 1) / 2;
+
+		if (runs_floor(t, mid, regular) < t->pbytes)
+			lo = mid;
+		else
+			hi = mid - 1;
+	}
+	return lo;
 }
 
 static int ts_geom_from(const tm_geom *g, struct ts_geom *t, tm_error *err)
