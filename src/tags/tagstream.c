@@ -60,8 +60,8 @@ struct ts_geom {
 	unsigned bits;    /* item width */
 	size_t pbytes;    /* packed bytes per page */
 	unsigned maxval;  /* largest item value */
-	size_t max_runs;  /* more runs than this can never beat raw... */
-	size_t max_runs_regular; /* ...or, with the regular form allowed, this */
+	size_t max_runs;  /* encoder: more runs than this never beat raw in the
+			   * form in use (0 outside the encoder) */
 	bool regular;     /* encoder: regular form allowed */
 };
 
@@ -108,8 +108,9 @@ static int ts_geom_from(const tm_geom *g, struct ts_geom *t, tm_error *err)
 		return tm_error_set(err, -EINVAL, "tag stream: %u-bit items are not supported",
 				    g->bits);
 	t->maxval = t->items ? (1u << g->bits) - 1 : 0;
-	t->max_runs = t->items ? max_useful_runs(t, false) : 0;
-	t->max_runs_regular = t->items ? max_useful_runs(t, true) : 0;
+	/* Only the encoder needs the run limit (tm_tagstream_encode): decoders
+	 * and the size queries do not pay for its search. */
+	t->max_runs = 0;
 	t->regular = false;
 	return 0;
 }
@@ -203,7 +204,7 @@ static int classify(const struct ts_geom *t, const uint8_t *page, struct run_buf
 
 	if (t->items == 0)
 		return C_ZERO;
-	size_t limit = t->regular ? t->max_runs_regular : t->max_runs;
+	size_t limit = t->max_runs;
 	size_t n = tm_run_count(page, t->items, t->bits, false, limit);
 	if (n == 1)
 		return tm_item_get(page, t->bits, 0, false) ? C_ONE : C_ZERO;
@@ -397,6 +398,8 @@ int tm_tagstream_encode(const tm_geom *g, const uint8_t *packed,
 	if (flags & ~(unsigned)(TM_TAGSTREAM_ZSTD | TM_TAGSTREAM_REGULAR))
 		return tm_error_set(err, -EINVAL, "tag stream: unknown flags 0x%x", flags);
 	t.regular = flags & TM_TAGSTREAM_REGULAR;
+	/* The limit of the form in use only: the search runs on every call. */
+	t.max_runs = t.items ? max_useful_runs(&t, t.regular) : 0;
 	if (flags & TM_TAGSTREAM_ZSTD)
 		return encode_zstd(&t, packed, npages, out, cap, outlen, err);
 	return encode_plain(&t, packed, npages, out, cap, outlen, err);
@@ -493,9 +496,11 @@ static int regular_lens(const struct ts_geom *t, const uint8_t *b, size_t blen, 
 	return 0;
 }
 
-/* Parse (and with out != NULL, write) one runs payload at b[*pos]. */
+/* Parse (and with out != NULL, write) one runs payload at b[*pos]; check:
+ * also check the run values (a pass that writes after a validating pass
+ * has them checked already). */
 static int walk_runs(const struct ts_geom *t, const uint8_t *b, size_t blen, size_t *pos,
-		     size_t page, uint8_t *out, const struct ts_where *w)
+		     size_t page, uint8_t *out, bool check, const struct ts_where *w)
 {
 	uint64_t h, first = 0, period = 0;
 	size_t used, o = *pos;
@@ -516,7 +521,7 @@ static int walk_runs(const struct ts_geom *t, const uint8_t *b, size_t blen, siz
 	if (blen - o < vb)
 		return bad(w, page, blen, "truncated: %zu bytes of run values, %zu left", vb, blen - o);
 	const uint8_t *vals = b + o;
-	if (!out && (rc = check_values(t, vals, n, w, page, o)))
+	if (check && (rc = check_values(t, vals, n, w, page, o)))
 		return rc;
 	o += vb;
 	if (regular && (rc = regular_lens(t, b, blen, &o, n, &first, &period, page, w)))
@@ -547,7 +552,8 @@ static int walk_runs(const struct ts_geom *t, const uint8_t *b, size_t blen, siz
 
 /* One page's payload at b[*pos]: validate, and write it when out != NULL. */
 static int walk_page(const struct ts_geom *t, int cls, const uint8_t *b, size_t blen,
-		     size_t *pos, size_t page, uint8_t *out, const struct ts_where *w)
+		     size_t *pos, size_t page, uint8_t *out, bool check,
+		     const struct ts_where *w)
 {
 	size_t o = *pos;
 
@@ -569,7 +575,7 @@ static int walk_page(const struct ts_geom *t, int cls, const uint8_t *b, size_t 
 		*pos = o + 1;
 		return 0;
 	case C_RUNS:
-		return walk_runs(t, b, blen, pos, page, out, w);
+		return walk_runs(t, b, blen, pos, page, out, check, w);
 	default:
 		if (blen - o < t->pbytes)
 			return bad(w, page, blen, "truncated: raw page needs %zu bytes, %zu left",
@@ -582,7 +588,7 @@ static int walk_page(const struct ts_geom *t, int cls, const uint8_t *b, size_t 
 }
 
 static int walk_body(const struct ts_geom *t, const uint8_t *b, size_t blen, size_t npages,
-		     uint8_t *packed, const struct ts_where *w)
+		     uint8_t *packed, bool check, const struct ts_where *w)
 {
 	size_t cbytes = (npages + 3) / 4, pos = cbytes;
 
@@ -594,7 +600,7 @@ static int walk_body(const struct ts_geom *t, const uint8_t *b, size_t blen, siz
 	for (size_t i = 0; i < npages; i++) {
 		int cls = (b[i / 4] >> (2 * (i % 4))) & 3;
 		int rc = walk_page(t, cls, b, blen, &pos, i,
-				   packed ? packed + i * t->pbytes : NULL, w);
+				   packed ? packed + i * t->pbytes : NULL, check, w);
 
 		if (rc)
 			return rc;
@@ -605,13 +611,29 @@ static int walk_body(const struct ts_geom *t, const uint8_t *b, size_t blen, siz
 	return 0;
 }
 
-/* Validate the whole body, then decode it. */
+/* Bodies whose tags fit this many bytes decode in one pass (below). */
+#define TS_ONEPASS_MAX 4096u
+
+/*
+ * Validate the whole body, then decode it: nothing reaches packed unless
+ * all of it is good. A small body (swap decodes one page at a time) takes
+ * one pass that validates while it decodes into a local buffer, copied out
+ * only when the body is good: the same guarantee for half the parsing.
+ */
 static int decode_body(const struct ts_geom *t, const uint8_t *b, size_t blen, size_t npages,
 		       uint8_t *packed, const struct ts_where *w)
 {
-	int rc = walk_body(t, b, blen, npages, NULL, w);
+	if (t->pbytes && npages <= TS_ONEPASS_MAX / t->pbytes) {
+		uint8_t buf[TS_ONEPASS_MAX];
+		int rc = walk_body(t, b, blen, npages, buf, true, w);
 
-	return rc ? rc : walk_body(t, b, blen, npages, packed, w);
+		if (!rc && npages)
+			memcpy(packed, buf, npages * t->pbytes);
+		return rc;
+	}
+	int rc = walk_body(t, b, blen, npages, NULL, true, w);
+
+	return rc ? rc : walk_body(t, b, blen, npages, packed, false, w);
 }
 
 static int decode_zstd(const struct ts_geom *t, const uint8_t *in, size_t inlen, size_t off,
