@@ -63,6 +63,7 @@ struct folio_in {
 	bool zero[FOLIO_MAX];         /* of which zero data (not written) */
 	bool tagged[FOLIO_MAX];       /* stored tags */
 	bool done[FOLIO_MAX];         /* placed */
+	struct tm_ts_cells cells;     /* where the tag values were found */
 };
 
 /*
@@ -78,6 +79,7 @@ static void folio_in_init(tm_pager *p, struct folio_in *f, size_t pg)
 	f->head = tm_folio_head(pg, order);
 	f->n = (size_t)1 << order;
 	f->first = p->folio_first[pg];
+	f->cells.gen = UINT64_MAX;    /* no peek yet: nothing to reuse */
 	for (size_t i = 0; i < f->n; i++) {
 		uint8_t s = tm_pstate(p, f->head + i);
 
@@ -158,7 +160,7 @@ static int load_folio_tags(tm_pager *p, struct folio_in *f, uint8_t *tags,
 
 	if (!p->packed)
 		return 0;
-	tm_tagstore_peek_batch(&p->sf->ts, f->first, f->n, f->sw, vals);
+	tm_tagstore_peek_batch(&p->sf->ts, f->first, f->n, f->sw, vals, &f->cells);
 	for (size_t i = 0; i < f->n; i++) {
 		int rc;
 
@@ -184,7 +186,7 @@ static void commit_folio(tm_pager *p, struct folio_in *f, const struct tm_fault_
 	for (size_t i = 0; i < f->n; i++)
 		want[i] = f->done[i] && f->tagged[i];
 	if (p->packed)
-		tm_tagstore_take_batch(&p->sf->ts, f->first, f->n, want, vals);
+		tm_tagstore_take_batch(&p->sf->ts, f->first, f->n, want, vals, &f->cells);
 	for (size_t i = 0, run = 0; i <= f->n; i++) {
 		if (i < f->n && f->done[i]) {
 			run++;

@@ -350,6 +350,8 @@ static int cell_put(struct tm_tagstore *ts, uint64_t slot, uint64_t val)
 		return -EEXIST;
 	if (old == TOMB)
 		ts->tombs--;
+	else
+		ts->gen++;      /* a new key: cells may have moved */
 	*pv = (void *)(uintptr_t)val;
 	count(ts, val, true);
 	return 0;
@@ -375,6 +377,7 @@ static void sweep_tombs(struct tm_tagstore *ts)
 		if ((uint64_t)(uintptr_t)*pv == TOMB)
 			JudyLDel((PPvoid_t)&ts->judy, idx, PJE0);
 	ts->tombs = 0;
+	ts->gen++;
 }
 
 static int put_error(tm_error *err, int rc, uint64_t slot)
@@ -440,16 +443,39 @@ bool tm_tagstore_peek(struct tm_tagstore *ts, uint64_t slot, uint64_t *val)
 	return *val != 0;
 }
 
+/* The value in a cell a peek found (NULL: the slot had no entry). */
+static uint64_t cell_value(PPvoid_t cell)
+{
+	uint64_t v = cell ? (uint64_t)(uintptr_t)*cell : 0;
+
+	return v == TOMB ? 0 : v;
+}
+
 static void batch(struct tm_tagstore *ts, uint64_t first, size_t n,
-		  const bool *want, uint64_t *vals, bool erase)
+		  const bool *want, uint64_t *vals, bool erase,
+		  struct tm_ts_cells *save, const struct tm_ts_cells *reuse)
 {
 	pthread_mutex_lock(&ts->lock);
-	for (size_t i = 0; i < n; i++) {
-		PPvoid_t cell;
+	bool fresh = reuse && reuse->gen == ts->gen;
 
-		if (!want[i])
+	if (save)
+		save->gen = ts->gen;
+	for (size_t i = 0; i < n; i++) {
+		PPvoid_t cell = NULL;
+
+		if (!want[i]) {
+			if (save)
+				save->cell[i] = NULL;
 			continue;
-		vals[i] = cell_get(ts, first + i, &cell);
+		}
+		if (fresh) {
+			cell = reuse->cell[i];
+			vals[i] = cell_value(cell);
+		} else {
+			vals[i] = cell_get(ts, first + i, &cell);
+		}
+		if (save)
+			save->cell[i] = cell;
 		if (vals[i] && erase)
 			cell_erase(ts, cell, vals[i]);
 	}
@@ -459,15 +485,17 @@ static void batch(struct tm_tagstore *ts, uint64_t first, size_t n,
 }
 
 void tm_tagstore_peek_batch(struct tm_tagstore *ts, uint64_t first, size_t n,
-			    const bool *want, uint64_t *vals)
+			    const bool *want, uint64_t *vals,
+			    struct tm_ts_cells *cells)
 {
-	batch(ts, first, n, want, vals, false);
+	batch(ts, first, n, want, vals, false, cells, NULL);
 }
 
 void tm_tagstore_take_batch(struct tm_tagstore *ts, uint64_t first, size_t n,
-			    const bool *want, uint64_t *vals)
+			    const bool *want, uint64_t *vals,
+			    const struct tm_ts_cells *cells)
 {
-	batch(ts, first, n, want, vals, true);
+	batch(ts, first, n, want, vals, true, NULL, cells);
 }
 
 bool tm_tagstore_has(struct tm_tagstore *ts, uint64_t slot)
@@ -500,6 +528,7 @@ void tm_tagstore_invalidate(struct tm_tagstore *ts, uint64_t first,
 			tm_ts_value_free(val);
 		}
 		JudyLDel((PPvoid_t)&ts->judy, at, PJE0);
+		ts->gen++;
 		if (at == (Word_t)last)
 			break;
 		idx = at;

@@ -39,6 +39,15 @@ struct tm_tagstore {
 	uint64_t frees[TM_TS_NCLASSES];
 	uint64_t bytes_used;
 	uint64_t tombs;                     /* erased cells kept for reuse */
+	uint64_t gen;                       /* index layout changes (under lock) */
+};
+
+/* The index cells a peek found, so that the take of the same slots (same
+ * folio lock) need not look them up again: valid while the index layout
+ * has not changed since (gen), i.e. no slot was added or deleted. */
+struct tm_ts_cells {
+	uint64_t gen;
+	void *cell[1u << TM_SWAP_MAX_ORDER];
 };
 
 /* Largest stream-codec record class (bytes) and the scratch a value build
@@ -82,11 +91,16 @@ int tm_tagstore_put_batch(struct tm_tagstore *ts, uint64_t first, size_t n,
  * has none. peek leaves the values in the store (the caller must own the
  * slots, see tm_tagstore_peek); take erases them and hands them over. One
  * lock round trip for a folio; slots without want[i] are not touched (they
- * may belong to another folio by now). */
+ * may belong to another folio by now). n <= 2^TM_SWAP_MAX_ORDER.
+ * cells (may be NULL): peek records the cells it found there, and a take of
+ * a subset of the same slots reuses them when the index has not changed in
+ * between (else it looks the slots up again): a JudyL lookup per page less. */
 void tm_tagstore_peek_batch(struct tm_tagstore *ts, uint64_t first, size_t n,
-			    const bool *want, uint64_t *vals);
+			    const bool *want, uint64_t *vals,
+			    struct tm_ts_cells *cells);
 void tm_tagstore_take_batch(struct tm_tagstore *ts, uint64_t first, size_t n,
-			    const bool *want, uint64_t *vals);
+			    const bool *want, uint64_t *vals,
+			    const struct tm_ts_cells *cells);
 /* Whether slot has a value (tests, assertions). */
 bool tm_tagstore_has(struct tm_tagstore *ts, uint64_t slot);
 /* Erase and free every value with first <= slot <= last; adds the count

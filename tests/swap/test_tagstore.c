@@ -3,7 +3,8 @@
  * through its value at 4/16/64 KiB pages; values pick EA0 inline when the
  * tags fit and otherwise the smaller of stream record and raw; the store
  * is keyed by slot (put/peek/take, no double insert); invalidating a range
- * releases exactly that range; the per-class statistics add up.
+ * releases exactly that range; the per-class statistics add up; a batch
+ * take reuses its peek's index cells only while they are still valid.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -14,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
+#include <Judy.h>
 
 #include "common/util.h"
 #include "swap/tagstore.h"
@@ -366,6 +368,79 @@ static void test_tombstones(void **state)
 	tm_tagstore_fini(&ts);
 }
 
+/* A take reuses the cells its peek found only while the index layout is
+ * unchanged: after new keys (Judy moves cells) or deletions it looks the
+ * slots up again, and still hands over exactly the stored values. */
+static void test_batch_cells_reuse(void **state)
+{
+	enum { N = 256, FIRST = 1000 };
+	static struct tm_ts_cells cells;
+	struct tm_tagstore ts;
+	uint64_t vals[N], got[N];
+	bool want[N];
+	tm_error err;
+	uint8_t *tags;
+
+	(void)state;
+	assert_int_equal(tm_tagstore_init(&ts, 4096, &err), 0);
+	tags = malloc(N * ts.packed);
+	tm_corpus_fill(TM_CORPUS_ALLOC, &ts.geom, 9, tags, N);
+	for (int round = 0; round < 3; round++) {
+		for (size_t i = 0; i < N; i++) {
+			assert_int_equal(tm_ts_value_make(&ts, tags + i * ts.packed, &vals[i], &err), 0);
+			want[i] = i % 7 != 3;
+		}
+		assert_int_equal(tm_tagstore_put_batch(&ts, FIRST, N, vals, &err), 0);
+		tm_tagstore_peek_batch(&ts, FIRST, N, want, got, &cells);
+		for (size_t i = 0; i < N; i++)
+			if (want[i])
+				assert_true(got[i] == vals[i]);
+		if (round == 1) {
+			/* many new keys around the batch: the index is rebuilt */
+			for (uint64_t s = 0; s < 20000; s++)
+				if (s < FIRST || s >= FIRST + N)
+					assert_int_equal(tm_tagstore_put(&ts, s, ts.uniform[1], &err), 0);
+			/* (the test is only worth something if cells did move) */
+			size_t moved = 0;
+
+			for (size_t i = 0; i < N; i++)
+				moved += want[i] &&
+					 JudyLGet(ts.judy, FIRST + i, PJE0) != (PPvoid_t)cells.cell[i];
+			assert_true(moved > 0);
+		}
+		if (round == 2) {
+			uint64_t n = 0;
+
+			/* deleted meanwhile (swapoff): nothing to take there */
+			tm_tagstore_invalidate(&ts, FIRST, FIRST + 9, &n, NULL);
+			assert_int_equal(n, 10);
+		}
+		memset(got, 0, sizeof(got));
+		tm_tagstore_take_batch(&ts, FIRST, N, want, got, &cells);
+		for (size_t i = 0; i < N; i++) {
+			bool gone = round == 2 && i < 10;
+
+			if (!want[i] || gone) {
+				assert_true(got[i] == 0 || !want[i]);
+				continue;
+			}
+			assert_true(got[i] == vals[i]);
+			assert_false(tm_tagstore_has(&ts, FIRST + i));
+			tm_ts_value_free(got[i]);
+		}
+		/* the unwanted slots kept their values */
+		for (size_t i = 0; i < N; i++) {
+			if (want[i] || (round == 2 && i < 10))
+				continue;
+			assert_true(tm_tagstore_take(&ts, FIRST + i, &got[i]));
+			assert_true(got[i] == vals[i]);
+			tm_ts_value_free(got[i]);
+		}
+	}
+	free(tags);
+	tm_tagstore_fini(&ts);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -377,6 +452,7 @@ int main(void)
 		cmocka_unit_test(test_shortcuts_match_plain_rule),
 		cmocka_unit_test(test_put_batch_all_or_nothing),
 		cmocka_unit_test(test_tombstones),
+		cmocka_unit_test(test_batch_cells_reuse),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
