@@ -45,6 +45,7 @@ static void list_add(struct tm_ss_sim *s, uint32_t pfn, unsigned order)
 	s->head[mt][order] = pfn;
 	s->fr[pfn].state = FS_FREE;
 	s->fr[pfn].order = (uint8_t)order;
+	s->freeord[pfn] = (uint8_t)(order + 1);
 	count_free(s, pfn, mt, (int64_t)1 << order);
 }
 
@@ -62,6 +63,7 @@ static void list_del(struct tm_ss_sim *s, uint32_t pfn)
 	if (n != SS_NIL)
 		s->fr[n].prev = p;
 	s->fr[pfn].next = s->fr[pfn].prev = SS_NIL;
+	s->freeord[pfn] = 0;
 	count_free(s, pfn, mt, -((int64_t)1 << order));
 }
 
@@ -95,7 +97,7 @@ void ss_buddy_free(struct tm_ss_sim *s, uint32_t pfn, unsigned order)
 
 		if (buddy < rs || buddy + size > re)
 			break;
-		if (s->fr[buddy].state != FS_FREE || s->fr[buddy].order != order)
+		if (s->freeord[buddy] != order + 1)
 			break;
 		list_del(s, buddy);
 		s->fr[buddy].state = FS_TAIL;

@@ -107,9 +107,16 @@ static int check_region(const struct tm_ss_sim *s, uint32_t lo, uint32_t hi, str
 		if ((pfn & (size - 1)) || pfn + size > hi)
 			return FAIL("block at frame %u of order %u is misaligned or leaves its pool [%u, %u)",
 				    pfn, s->fr[pfn].order, lo, hi);
-		for (uint32_t f = pfn + 1; f < pfn + size; f++)
+		for (uint32_t f = pfn + 1; f < pfn + size; f++) {
 			if (s->fr[f].state != FS_TAIL)
 				return FAIL("frame %u is in two blocks (heads %u and %u)", f, pfn, f);
+			if (s->freeord[f])
+				return FAIL("frame %u inside block %u is marked as a free head", f, pfn);
+		}
+		if (s->freeord[pfn] != (s->fr[pfn].state == FS_FREE ? s->fr[pfn].order + 1 : 0))
+			return FAIL("free-order map of frame %u says %u, block says %s order %u", pfn,
+				    s->freeord[pfn], s->fr[pfn].state == FS_FREE ? "free" : "used",
+				    s->fr[pfn].order);
 		int r = check_head(s, pfn, t, err);
 
 		if (r)

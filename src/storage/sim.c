@@ -79,6 +79,7 @@ static int alloc_arrays(struct tm_ss_sim *s)
 	size_t n = s->nframes;
 
 	s->fr = ss_big_calloc(n, sizeof(struct ss_frame));
+	s->freeord = ss_big_calloc(n, 1);
 	s->pbtype = ss_big_calloc(s->npb, 1);
 	s->pbfree = ss_big_calloc(s->npb, sizeof(uint16_t));
 	s->blk_tagged = ss_big_calloc(s->nblocks, sizeof(uint32_t));
@@ -87,7 +88,7 @@ static int alloc_arrays(struct tm_ss_sim *s)
 	s->hist = ss_big_calloc(1, sizeof(struct ss_hist));
 	s->scratch_bits = ss_big_calloc((n + 63) / 64, sizeof(uint64_t));
 	s->scratch_blk = ss_big_calloc(s->nblocks, sizeof(uint32_t));
-	if (!s->fr || !s->pbtype || !s->pbfree || !s->blk_tagged || !s->blk_resv || !s->obj ||
+	if (!s->fr || !s->freeord || !s->pbtype || !s->pbfree || !s->blk_tagged || !s->blk_resv || !s->obj ||
 	    !s->hist || !s->scratch_bits || !s->scratch_blk)
 		return -ENOMEM;
 	return 0;
@@ -139,6 +140,7 @@ void tm_ss_destroy(tm_ss_sim *s)
 	if (!s)
 		return;
 	ss_big_free(s->fr, s->nframes, sizeof(struct ss_frame));
+	ss_big_free(s->freeord, s->nframes, 1);
 	ss_big_free(s->pbtype, s->npb, 1);
 	ss_big_free(s->pbfree, s->npb, sizeof(uint16_t));
 	ss_big_free(s->blk_tagged, s->nblocks, sizeof(uint32_t));

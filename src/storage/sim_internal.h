@@ -90,6 +90,8 @@ struct tm_ss_sim {
 	uint32_t npb;           /* pageblocks */
 
 	struct ss_frame *fr;    /* per frame */
+	uint8_t *freeord;       /* per frame: order + 1 of a listed free head, else
+	                           0 (a 1-byte map so merge checks stay in cache) */
 
 	/* per pageblock (data frames only matter) */
 	uint8_t *pbtype;
