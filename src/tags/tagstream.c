@@ -192,24 +192,85 @@ static bool is_regular(const struct run_buf *rb)
 }
 
 /*
- * Pick a page's class; for runs, leave them in rb. Runs are counted first a
- * word at a time, so pages that can only be raw (random tags, tiny chunks)
- * never pay for the walk.
+ * 4-bit items in whole words (MTE tags: every page size): the run count and
+ * the runs themselves straight from the words, without the general
+ * iterator's per-word width dispatch and library popcount. This is the
+ * swap tag store's path (one page per call), where the general walk cost
+ * more than the encoding. Same runs, same bytes as the general path.
  */
-static int classify(const struct ts_geom *t, const uint8_t *page, struct run_buf *rb)
+static bool fast4(const struct ts_geom *t)
+{
+	return t->bits == 4 && t->pbytes % 8 == 0 && t->pbytes * 2 == t->items;
+}
+
+/* Bit 4j set: item 16k + j starts a run (differs from the item before it;
+ * prev is word k - 1, or 0 with k == 0 where item 0 is not counted). */
+static uint64_t starts4(uint64_t w, uint64_t prev, size_t k)
+{
+	uint64_t d = w ^ ((w << 4) | (prev >> 60));
+
+	d |= d >> 2;
+	d |= d >> 1;
+	return d & 0x1111111111111111ull & (k ? ~0ull : ~1ull);
+}
+
+/* Set flags of a starts4() mask: nibble sums folded into bytes, then all
+ * bytes added with one multiply (at most 16, no carry between bytes). */
+static size_t flags4(uint64_t m)
+{
+	m = (m + (m >> 4)) & 0x0F0F0F0F0F0F0F0Full;
+	return (size_t)((m * 0x0101010101010101ull) >> 56);
+}
+
+/* Runs of a page, or a value > limit once there are more than limit. */
+static size_t count4(const struct ts_geom *t, const uint8_t *page, size_t limit)
+{
+	size_t words = t->pbytes / 8, n = 1;
+	uint64_t prev = 0, w;
+
+	for (size_t k = 0; k < words && n <= limit; k++) {
+		memcpy(&w, page + 8 * k, 8);
+		n += flags4(starts4(w, prev, k));
+		prev = w;
+	}
+	return n;
+}
+
+static unsigned item4(const uint8_t *page, size_t i)
+{
+	return (page[i / 2] >> ((i & 1) * 4)) & 0xF;
+}
+
+/* The runs of a page with at most TS_MAX_RUNS of them (count4 said so). */
+static void extract4(const struct ts_geom *t, const uint8_t *page, struct run_buf *rb)
+{
+	size_t words = t->pbytes / 8, start = 0, n = 0;
+	uint64_t prev = 0, w;
+
+	for (size_t k = 0; k < words; k++) {
+		memcpy(&w, page + 8 * k, 8);
+		for (uint64_t m = starts4(w, prev, k); m; m &= m - 1) {
+			size_t s = k * 16 + (size_t)__builtin_ctzll(m) / 4;
+
+			rb->val[n] = (uint8_t)item4(page, start);
+			rb->lenm1[n] = (uint16_t)(s - start - 1);
+			n++;
+			start = s;
+		}
+		prev = w;
+	}
+	rb->val[n] = (uint8_t)item4(page, start);
+	rb->lenm1[n] = (uint16_t)(t->items - start - 1);
+	rb->n = n + 1;
+}
+
+/* The runs of a page through the general iterator (any item width). */
+static void extract_any(const struct ts_geom *t, const uint8_t *page, struct run_buf *rb)
 {
 	tm_run_iter it;
 	unsigned v;
-	size_t len, lens_cost = 0;
+	size_t len;
 
-	if (t->items == 0)
-		return C_ZERO;
-	size_t limit = t->max_runs;
-	size_t n = tm_run_count(page, t->items, t->bits, false, limit);
-	if (n == 1)
-		return tm_item_get(page, t->bits, 0, false) ? C_ONE : C_ZERO;
-	if (n > limit)
-		return C_RAW;
 	tm_run_iter_init(&it, page, t->items, t->bits, false);
 	rb->n = 0;
 	while (tm_run_next(&it, &v, &len)) {
@@ -217,6 +278,31 @@ static int classify(const struct ts_geom *t, const uint8_t *page, struct run_buf
 		rb->lenm1[rb->n] = (uint16_t)(len - 1);
 		rb->n++;
 	}
+}
+
+/*
+ * Pick a page's class; for runs, leave them in rb. Runs are counted first a
+ * word at a time, so pages that can only be raw (random tags, tiny chunks)
+ * never pay for the walk.
+ */
+static int classify(const struct ts_geom *t, const uint8_t *page, struct run_buf *rb)
+{
+	size_t lens_cost = 0;
+
+	if (t->items == 0)
+		return C_ZERO;
+	size_t limit = t->max_runs;
+	bool f4 = fast4(t);
+	size_t n = f4 ? count4(t, page, limit)
+		      : tm_run_count(page, t->items, t->bits, false, limit);
+	if (n == 1)
+		return tm_item_get(page, t->bits, 0, false) ? C_ONE : C_ZERO;
+	if (n > limit)
+		return C_RAW;
+	if (f4)
+		extract4(t, page, rb);
+	else
+		extract_any(t, page, rb);
 	rb->regular = t->regular && is_regular(rb);
 	if (rb->regular) {
 		lens_cost = varint_len(rb->lenm1[0]) + varint_len(rb->lenm1[1]);
