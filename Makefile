@@ -48,6 +48,7 @@ build-aarch64/build.ninja:
 	$(MESON) setup build-aarch64 --werror --cross-file cross/aarch64-linux-gnu.ini
 
 check-aarch64: build-aarch64/build.ninja
+	$(MESON) configure build-aarch64 -Dfull=true   # a dir set up before the switch was full=false
 	$(NINJA) -C build-aarch64
 	$(MESON) test -C build-aarch64 $(AARCH64_SUITES) --print-errorlogs --num-processes 2 --timeout-multiplier 4
 
