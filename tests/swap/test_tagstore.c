@@ -4,7 +4,8 @@
  * tags fit and otherwise the smaller of stream record and raw; the store
  * is keyed by slot (put/peek/take, no double insert); invalidating a range
  * releases exactly that range; the per-class statistics add up; a batch
- * take reuses its peek's index cells only while they are still valid.
+ * take reuses its peek's index cells only while they are still valid; EA0
+ * inlining is decided in EA0's own nibble order.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -441,6 +442,53 @@ static void test_batch_cells_reuse(void **state)
 	tm_tagstore_fini(&ts);
 }
 
+/* EA0 counts ranges high nibble first in each byte (the kernel's order),
+ * the stream codec low nibble first (address order). A page whose runs all
+ * start at odd granules has three times more address-order runs than EA0
+ * ranges: it must still be stored inline when EA0 takes it, at every page
+ * size; one EA0 range more and it must not be. */
+static void test_ea0_order_decides_inline(void **state)
+{
+	(void)state;
+	for (unsigned s = 0; s < 3; s++) {
+		struct tm_tagstore ts;
+		uint8_t pg[2048], back[2048];
+		tm_error err;
+		uint64_t val, h;
+
+		assert_int_equal(tm_tagstore_init(&ts, page_sizes[s], &err), 0);
+		for (unsigned extra = 0; extra < 2; extra++) {
+			unsigned ranges = ts.max_inline + extra;
+			size_t step = ts.packed / ranges;
+
+			assert_true(ts.max_inline >= 2 && ranges <= 15);
+			/* range r has tag r + 1; the byte where it starts holds the
+			 * previous tag in its high nibble (granule 2j + 1) and its own
+			 * in the low one (granule 2j): the run starts at 2j in EA0
+			 * order, and in address order the tags go new, old, new. */
+			for (size_t j = 0; j < ts.packed; j++) {
+				size_t r = j / step < ranges ? j / step : ranges - 1;
+				uint8_t t = (uint8_t)(r + 1);
+
+				pg[j] = (uint8_t)(t * 0x11);
+				if (r > 0 && j == r * step)
+					pg[j] = (uint8_t)((r << 4) | t);
+			}
+			bool fits = tm_ea0_compress(page_sizes[s], pg, &h, NULL) == 0;
+
+			assert_int_equal(fits, extra == 0);
+			assert_int_equal(tm_ts_value_make(&ts, pg, &val, &err), 0);
+			assert_int_equal(tm_ts_value_class(val) == TM_TS_INLINE, fits);
+			if (fits)
+				assert_true(val == h);
+			assert_int_equal(tm_ts_value_decode(&ts, val, back, &err), 0);
+			assert_memory_equal(back, pg, ts.packed);
+			tm_ts_value_free(val);
+		}
+		tm_tagstore_fini(&ts);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -453,6 +501,7 @@ int main(void)
 		cmocka_unit_test(test_put_batch_all_or_nothing),
 		cmocka_unit_test(test_tombstones),
 		cmocka_unit_test(test_batch_cells_reuse),
+		cmocka_unit_test(test_ea0_order_decides_inline),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
