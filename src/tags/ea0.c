@@ -132,6 +132,51 @@ static uint64_t encode(const struct ea0_params *p, unsigned n,
 	return h;
 }
 
+/* The tag at granule i in the kernel's order (high nibble of a byte first). */
+static unsigned tag_at(const uint8_t *packed, size_t i)
+{
+	return (packed[i / 2] >> ((i & 1) ? 0 : 4)) & 0xF;
+}
+
+/*
+ * The page's ranges in the kernel's order into t/l, at most max of them;
+ * 0 when there are more. Straight from the words (every EA0 page size has
+ * a whole number of 16-granule words): each word's nibbles swapped within
+ * their bytes, compared with their predecessors, and the range starts
+ * taken one set bit at a time; a page that misses stops at the first range
+ * too many.
+ */
+static size_t ranges_of(const struct ea0_params *p, const uint8_t *packed,
+			uint8_t *t, uint16_t *l)
+{
+	const uint64_t lo = 0x0F0F0F0F0F0F0F0Full;
+	size_t words = p->granules / 16, start = 0, n = 0;
+	uint64_t prev = 0, w;
+
+	for (size_t k = 0; k < words; k++) {
+		memcpy(&w, packed + 8 * k, 8);
+		w = ((w >> 4) & lo) | ((w & lo) << 4);
+		uint64_t d = w ^ ((w << 4) | (prev >> 60));
+
+		d |= d >> 2;
+		d |= d >> 1;
+		d &= 0x1111111111111111ull & (k ? ~0ull : ~1ull);
+		for (; d; d &= d - 1) {
+			size_t s = k * 16 + (size_t)__builtin_ctzll(d) / 4;
+
+			if (n + 1 >= p->max_ranges)
+				return 0;
+			t[n] = (uint8_t)tag_at(packed, start);
+			l[n++] = (uint16_t)(s - start);
+			start = s;
+		}
+		prev = w;
+	}
+	t[n] = (uint8_t)tag_at(packed, start);
+	l[n++] = (uint16_t)(p->granules - start);
+	return n;
+}
+
 int tm_ea0_compress(uint32_t page_size, const uint8_t *packed,
 		    uint64_t *handle, tm_error *err)
 {
@@ -142,20 +187,11 @@ int tm_ea0_compress(uint32_t page_size, const uint8_t *packed,
 
 	if (!params_for(page_size, &p))
 		return bad_page_size(page_size, err);
-	/* count first, a word at a time: most pages that miss do so by far */
-	if (tm_run_count(packed, p.granules, 4, true, p.max_ranges) > p.max_ranges)
+	n = ranges_of(&p, packed, t, l);
+	if (n == 0)
 		return tm_error_set(err, -E2BIG,
 				    "EA0: more than %u tag ranges do not fit inline for %u-byte pages",
 				    p.max_ranges, page_size);
-	tm_run_iter it;
-	unsigned tag;
-	size_t len;
-
-	tm_run_iter_init(&it, packed, p.granules, 4, true);
-	for (n = 0; tm_run_next(&it, &tag, &len); n++) {
-		t[n] = (uint8_t)tag;
-		l[n] = (uint16_t)len;
-	}
 	if (n == 1) {
 		t[1] = t[0];
 		l[0] = l[1] = (uint16_t)(p.granules / 2);
