@@ -582,9 +582,30 @@ static int regular_lens(const struct ts_geom *t, const uint8_t *b, size_t blen, 
 	return 0;
 }
 
+/*
+ * Write 4-bit run [start, start + len) of value v into a page being built
+ * run after run from item 0: whole 8-byte stores of the value, which may
+ * run up to 7 bytes past the run (the next runs overwrite them, and the
+ * one-pass buffer has the slack after the last page); a run starting at
+ * an odd item first sets the high nibble it shares with the run before.
+ */
+static void fill4_seq(uint8_t *out, size_t start, size_t len, unsigned v)
+{
+	uint64_t pat = 0x1111111111111111ull * v;
+	size_t end = (start + len + 1) / 2;
+
+	if (start & 1) {
+		out[start / 2] = (uint8_t)((out[start / 2] & 0x0F) | (v << 4));
+		start++;
+	}
+	for (size_t b = start / 2; b < end; b += 8)
+		memcpy(out + b, &pat, 8);
+}
+
 /* Parse (and with out != NULL, write) one runs payload at b[*pos]; check:
  * also check the run values (a pass that writes after a validating pass
- * has them checked already). */
+ * has them checked already). A checking pass that writes is the one-pass
+ * decode: out is its buffer, with room for fill4_seq's overshoot. */
 static int walk_runs(const struct ts_geom *t, const uint8_t *b, size_t blen, size_t *pos,
 		     size_t page, uint8_t *out, bool check, const struct ts_where *w)
 {
@@ -628,7 +649,9 @@ static int walk_runs(const struct ts_geom *t, const uint8_t *b, size_t blen, siz
 					   "the last run (%zu items left)", i,
 					   (unsigned long long)len, t->items - start);
 		}
-		if (out)
+		if (out && check && t->bits == 4)
+			fill4_seq(out, start, len, run_value(t, vals, i));
+		else if (out)
 			tm_items_fill(out, t->bits, start, len, run_value(t, vals, i), false);
 		start += len;
 	}
@@ -710,7 +733,7 @@ static int decode_body(const struct ts_geom *t, const uint8_t *b, size_t blen, s
 		       uint8_t *packed, const struct ts_where *w)
 {
 	if (t->pbytes && npages <= TS_ONEPASS_MAX / t->pbytes) {
-		uint8_t buf[TS_ONEPASS_MAX];
+		uint8_t buf[TS_ONEPASS_MAX + 8];     /* + fill4_seq's overshoot */
 		int rc = walk_body(t, b, blen, npages, buf, true, w);
 
 		if (!rc && npages)
