@@ -62,8 +62,11 @@ check-fuzz: build-fuzz/build.ninja
 demo: all
 	./build/tools/tagmem demo
 
+# Every benchmark, one JSON object per line (each measures its own baseline
+# in the same run; see docs/BENCHMARKS.md).
+BENCHES ?= tags migrate swap snapshot storage
 bench: all
-	./build/tools/tagmem bench tags --json
+	@for b in $(BENCHES); do ./build/tools/tagmem bench $$b --json || exit 1; done
 
 clean:
 	rm -rf build build-asan build-aarch64 build-fuzz
