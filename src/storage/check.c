@@ -15,8 +15,8 @@
  *   blocks    per block, the count of tagged data frames matches the
  *             objects, and (reuse policies) a block holds tags exactly when
  *             that count is non-zero; static keeps all blocks reserved
- *   lru       the page-cache LRU lists hold exactly the present unpinned
- *             page cache of their pool, oldest first
+ *   lru       the page-cache LRU rings hold exactly the present unpinned
+ *             page cache of their pool, oldest first, each once
  */
 #include "storage/sim_internal.h"
 
@@ -239,25 +239,40 @@ static int check_lru(const struct tm_ss_sim *s, tm_error *err)
 	uint64_t listed = 0, expected = 0;
 
 	for (unsigned l = 0; l < 2; l++) {
-		uint32_t prev = SS_NIL;
-		uint64_t seq = 0;
+		const struct ss_ring *r = &s->lru[l];
+		uint64_t seq = 0, live = 0;
 
-		for (uint32_t id = s->lru_head[l]; id != SS_NIL; prev = id, id = s->obj[id].lru_next) {
+		if (r->tail < r->head || r->tail - r->head > r->mask + 1)
+			return FAIL("LRU %u spans %llu..%llu in a ring of %llu", l,
+				    (unsigned long long)r->head, (unsigned long long)r->tail,
+				    (unsigned long long)r->mask + 1);
+		for (uint64_t p = r->head; p < r->tail; p++) {
+			uint32_t id = r->id[p & r->mask];
+
+			if (id == SS_NIL)
+				continue;
 			const struct ss_obj *o = &s->obj[id];
 
-			if (++listed > s->nobj || o->lru_prev != prev || o->lru_seq <= seq ||
+			if (id >= s->nobj || o->lru_slot != (p & r->mask) || o->lru_seq <= seq ||
 			    o->kind != TM_SS_PAGECACHE || !(o->flags & OF_PRESENT) || o->pins ||
 			    (unsigned)ss_in_tag(s, o->pfn) != l)
-				return FAIL("LRU %u is broken at object %u", l, id);
+				return FAIL("LRU %u is broken at position %llu (object %u)", l,
+					    (unsigned long long)p, id);
 			seq = o->lru_seq;
+			live++;
 		}
-		if (prev != s->lru_tail[l])
-			return FAIL("LRU %u tail is %u, last entry %u", l, s->lru_tail[l], prev);
+		if (live != r->live)
+			return FAIL("LRU %u holds %llu objects, its counter says %llu", l,
+				    (unsigned long long)live, (unsigned long long)r->live);
+		listed += live;
 	}
 	for (uint32_t id = 0; id < s->nobj; id++) {
 		const struct ss_obj *o = &s->obj[id];
+		bool want = o->kind == TM_SS_PAGECACHE && (o->flags & OF_PRESENT) && o->pins == 0;
 
-		expected += o->kind == TM_SS_PAGECACHE && (o->flags & OF_PRESENT) && o->pins == 0;
+		expected += want;
+		if (!want && o->lru_slot != SS_NIL && (o->flags & OF_LIVE))
+			return FAIL("object %u is off the LRU but has slot %u", id, o->lru_slot);
 	}
 	if (listed != expected)
 		return FAIL("LRU lists hold %llu objects, %llu page-cache objects should be there",

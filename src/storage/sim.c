@@ -88,6 +88,17 @@ static int alloc_arrays(struct tm_ss_sim *s)
 	s->hist = ss_big_calloc(1, sizeof(struct ss_hist));
 	s->scratch_bits = ss_big_calloc((n + 63) / 64, sizeof(uint64_t));
 	s->scratch_blk = ss_big_calloc(s->nblocks, sizeof(uint32_t));
+	for (unsigned l = 0; l < 2; l++) {
+		/* each folio on it holds a frame of the pool: 2x frames never fills */
+		uint64_t cap = 64, frames = l == POOL_DATA ? s->data_frames : s->tag_frames;
+
+		while (cap < 2 * (uint64_t)frames)
+			cap *= 2;
+		s->lru[l].mask = cap - 1;
+		s->lru[l].id = ss_big_calloc(cap, sizeof(uint32_t));
+		if (!s->lru[l].id)
+			return -ENOMEM;
+	}
 	if (!s->fr || !s->freeord || !s->pbtype || !s->pbfree || !s->blk_tagged || !s->blk_resv || !s->obj ||
 	    !s->hist || !s->scratch_bits || !s->scratch_blk)
 		return -ENOMEM;
@@ -124,7 +135,6 @@ int tm_ss_create(const tm_ss_config *cfg, tm_ss_sim **out, tm_error *err)
 				    s->nframes, s->nobj);
 	}
 	s->iso_lo = s->iso_hi = SS_NIL;
-	s->lru_head[0] = s->lru_head[1] = s->lru_tail[0] = s->lru_tail[1] = SS_NIL;
 	init_tag_storage(s);
 	ss_buddy_init(s);
 #ifdef TM_DEBUG_INVARIANTS
@@ -149,6 +159,8 @@ void tm_ss_destroy(tm_ss_sim *s)
 	ss_big_free(s->hist, 1, sizeof(struct ss_hist));
 	ss_big_free(s->scratch_bits, (s->nframes + 63) / 64, sizeof(uint64_t));
 	ss_big_free(s->scratch_blk, s->nblocks, sizeof(uint32_t));
+	for (unsigned l = 0; l < 2; l++)
+		ss_big_free(s->lru[l].id, s->lru[l].mask + 1, sizeof(uint32_t));
 	free(s);
 }
 
@@ -191,35 +203,49 @@ static bool on_lru(const struct ss_obj *o)
 	return o->kind == TM_SS_PAGECACHE && (o->flags & OF_PRESENT) && o->pins == 0;
 }
 
+/* Squeeze the holes out of a full ring (amortised: it is at least half
+ * holes when full, since it can hold twice the pool's frames). */
+static void ring_compact(struct tm_ss_sim *s, struct ss_ring *r)
+{
+	uint64_t w = r->head;
+
+	for (uint64_t p = r->head; p < r->tail; p++) {
+		uint32_t id = r->id[p & r->mask];
+
+		if (id == SS_NIL)
+			continue;
+		r->id[w & r->mask] = id;
+		s->obj[id].lru_slot = (uint32_t)(w & r->mask);
+		w++;
+	}
+	r->tail = w;
+}
+
+static void ring_append(struct tm_ss_sim *s, struct ss_ring *r, uint32_t id)
+{
+	if (r->tail - r->head > r->mask)
+		ring_compact(s, r);
+	r->id[r->tail & r->mask] = id;
+	s->obj[id].lru_slot = (uint32_t)(r->tail & r->mask);
+	s->obj[id].lru_seq = ++s->lru_clock;
+	r->tail++;
+}
+
 static void lru_add(struct tm_ss_sim *s, uint32_t id)
 {
-	struct ss_obj *o = &s->obj[id];
-	unsigned l = pool_of(s, o->pfn);
+	struct ss_ring *r = &s->lru[pool_of(s, s->obj[id].pfn)];
 
-	o->lru_seq = ++s->lru_clock;
-	o->lru_next = SS_NIL;
-	o->lru_prev = s->lru_tail[l];
-	if (s->lru_tail[l] != SS_NIL)
-		s->obj[s->lru_tail[l]].lru_next = id;
-	else
-		s->lru_head[l] = id;
-	s->lru_tail[l] = id;
+	ring_append(s, r, id);
+	r->live++;
 }
 
 static void lru_del(struct tm_ss_sim *s, uint32_t id)
 {
-	struct ss_obj *o = &s->obj[id];
-	unsigned l = pool_of(s, o->pfn);
+	struct ss_ring *r = &s->lru[pool_of(s, s->obj[id].pfn)];
 
-	if (o->lru_prev != SS_NIL)
-		s->obj[o->lru_prev].lru_next = o->lru_next;
-	else
-		s->lru_head[l] = o->lru_next;
-	if (o->lru_next != SS_NIL)
-		s->obj[o->lru_next].lru_prev = o->lru_prev;
-	else
-		s->lru_tail[l] = o->lru_prev;
-	o->lru_prev = o->lru_next = SS_NIL;
+	r->id[s->obj[id].lru_slot] = SS_NIL;
+	s->obj[id].lru_slot = SS_NIL;
+	r->live--;
 }
 
 /* ---------------------------------------------------------------- */
@@ -328,14 +354,29 @@ static void evict(struct tm_ss_sim *s, uint32_t id)
  * chance (moved to the tail, bit cleared), as Linux's LRU scan does. */
 static uint32_t lru_victim(struct tm_ss_sim *s, unsigned l)
 {
-	uint32_t id;
+	struct ss_ring *r = &s->lru[l];
 
-	while ((id = s->lru_head[l]) != SS_NIL && (s->obj[id].flags & OF_REF)) {
+	while (r->head < r->tail) {
+		uint32_t id = r->id[r->head & r->mask];
+
+		if (r->head + 8 < r->tail) {
+			uint32_t ahead = r->id[(r->head + 8) & r->mask];
+
+			if (ahead != SS_NIL)
+				__builtin_prefetch(&s->obj[ahead]);
+		}
+		if (id == SS_NIL) {
+			r->head++;
+			continue;
+		}
+		if (!(s->obj[id].flags & OF_REF))
+			return id;
 		s->obj[id].flags &= (uint8_t)~OF_REF;
-		lru_del(s, id);
-		lru_add(s, id);
+		r->id[r->head & r->mask] = SS_NIL;
+		r->head++;
+		ring_append(s, r, id);
 	}
-	return id;
+	return SS_NIL;
 }
 
 /* Evict the least recently used page cache of the allowed pools. */
@@ -484,16 +525,15 @@ static void background_reclaim(struct tm_ss_sim *s)
 		return;
 	while (s->free_data + s->free_tag < s->wmark_high) {
 		for (unsigned l = 0; l < 2; l++) {
-			uint32_t h = s->lru_head[l];
+			const struct ss_ring *r = &s->lru[l];
 
-			if (h != SS_NIL && s->obj[h].lru_next != SS_NIL) {
-				const struct ss_obj *n = &s->obj[s->obj[h].lru_next];
+			if (r->head + 4 < r->tail) {
+				uint32_t id = r->id[(r->head + 4) & r->mask];
 
-				__builtin_prefetch(n);
-				if (n->lru_next != SS_NIL)
-					__builtin_prefetch(&s->obj[n->lru_next]);
-				if (n->pfn < s->nframes)
-					__builtin_prefetch(&s->fr[n->pfn]);
+				if (id != SS_NIL && s->obj[id].pfn < s->nframes) {
+					__builtin_prefetch(&s->fr[s->obj[id].pfn]);
+					__builtin_prefetch(&s->freeord[s->obj[id].pfn]);
+				}
 			}
 		}
 		if (!evict_oldest(s, true, true))
@@ -600,7 +640,7 @@ static void do_alloc(struct tm_ss_sim *s, const tm_ss_event *ev, uint32_t at)
 	uint32_t n = 1u << ev->order;
 
 	memset(o, 0, sizeof(*o));
-	o->pfn = o->pin_pfn = o->lru_prev = o->lru_next = SS_NIL;
+	o->pfn = o->pin_pfn = o->lru_slot = SS_NIL;
 	o->order = ev->order;
 	o->kind = ev->kind;
 	o->flags = OF_LIVE;
@@ -632,7 +672,7 @@ static int do_free(struct tm_ss_sim *s, uint32_t id, tm_error *err)
 		s->st.ops_on_failed++;
 	}
 	memset(o, 0, sizeof(*o));
-	o->pfn = o->pin_pfn = o->lru_prev = o->lru_next = SS_NIL;
+	o->pfn = o->pin_pfn = o->lru_slot = SS_NIL;
 	return 0;
 }
 
@@ -859,8 +899,10 @@ int tm_ss_apply_many(tm_ss_sim *s, const tm_ss_event *ev, size_t n, tm_error *er
 			if (id < s->nobj) {
 				uint32_t pfn = s->obj[id].pfn;
 
-				if (pfn < s->nframes)
+				if (pfn < s->nframes) {
 					__builtin_prefetch(s->fr + pfn);
+					__builtin_prefetch(s->freeord + pfn);
+				}
 			}
 		}
 		int r = tm_ss_apply(s, &ev[i], err);

@@ -58,15 +58,25 @@ struct ss_frame {
 struct ss_obj {
 	uint32_t pfn;          /* head frame when present */
 	uint32_t pin_pfn;      /* where it was when first pinned */
-	uint32_t lru_prev, lru_next;
+	uint32_t lru_slot;     /* index in its pool's LRU ring, SS_NIL when off it */
+	uint32_t unused;
 	uint64_t lru_seq;      /* LRU age: smaller is older */
 	uint16_t pins;
 	uint16_t lost_pins;    /* pins the workload holds that the model refused */
 	uint8_t order, kind, flags;
 };
 
-/* LRU lists of present, unpinned page cache: one per pool. */
+/* LRU of present, unpinned page cache, one per pool: a ring of object ids
+ * in age order (CLOCK with second chance). A folio leaving the LRU leaves a
+ * hole (SS_NIL) that the scan skips; the ring is compacted when full. Rings
+ * are read in order, so the scan can fetch the objects ahead. */
 enum { POOL_DATA = 0, POOL_TAG = 1 };
+struct ss_ring {
+	uint32_t *id;
+	uint64_t mask;         /* capacity - 1 (a power of two) */
+	uint64_t head, tail;   /* positions; entries are [head, tail) */
+	uint64_t live;         /* non-hole entries */
+};
 
 /* Latency histogram: 64 sub-buckets per power of two (HDR style). */
 #define SS_HIST_SUB_BITS 6
@@ -113,7 +123,7 @@ struct tm_ss_sim {
 	/* objects */
 	struct ss_obj *obj;
 	uint32_t nobj;
-	uint32_t lru_head[2], lru_tail[2];
+	struct ss_ring lru[2];
 	uint64_t lru_clock;
 	uint64_t compact_cursor; /* next candidate block of compaction */
 	bool compacting;
