@@ -208,7 +208,11 @@ uint32_t ss_block_head(const struct tm_ss_sim *s, uint32_t pfn)
 
 void ss_buddy_take(struct tm_ss_sim *s, uint32_t pfn, unsigned order)
 {
-	uint32_t h = ss_block_head(s, pfn);
+	ss_buddy_take_from(s, ss_block_head(s, pfn), pfn, order);
+}
+
+void ss_buddy_take_from(struct tm_ss_sim *s, uint32_t h, uint32_t pfn, unsigned order)
+{
 	unsigned o = s->fr[h].order;
 
 	list_del(s, h);

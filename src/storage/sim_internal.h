@@ -165,6 +165,8 @@ uint32_t ss_block_head(const struct tm_ss_sim *s, uint32_t pfn);
  * lists, splitting the block around them. The range's head becomes FS_TAIL
  * state-less: the caller sets its state. */
 void ss_buddy_take(struct tm_ss_sim *s, uint32_t pfn, unsigned order);
+/* The same when the head h of the free block holding pfn is known. */
+void ss_buddy_take_from(struct tm_ss_sim *s, uint32_t h, uint32_t pfn, unsigned order);
 
 /* ---- tagblock.c ---- */
 /* Make the tag blocks covering [pfn, pfn + 2^order) hold tags; on failure

@@ -46,46 +46,32 @@ void ss_free_range(struct tm_ss_sim *s, uint32_t pfn, unsigned order)
 	ss_free_range(s, pfn + (1u << (order - 1)), order - 1);
 }
 
-/* Next frame after the block (free, used or single) that contains f. */
-static uint32_t skip_block(const struct tm_ss_sim *s, uint32_t f)
+/* One look at the block's frames: is any occupant pinned, is it all free? */
+static void survey(const struct tm_ss_sim *s, uint32_t lo, uint32_t hi, bool *pinned, bool *free)
 {
-	uint32_t h = ss_block_head(s, f);
-
-	return h + (1u << s->fr[h].order);
-}
-
-static bool has_pinned_occupant(const struct tm_ss_sim *s, uint32_t lo, uint32_t hi)
-{
-	for (uint32_t f = lo; f < hi; f = skip_block(s, f)) {
+	*pinned = false;
+	*free = true;
+	for (uint32_t f = lo; f < hi;) {
 		uint32_t h = ss_block_head(s, f);
 
+		if (s->fr[h].state != FS_FREE)
+			*free = false;
 		if (s->fr[h].state == FS_USED && s->obj[s->fr[h].owner].pins)
-			return true;
+			*pinned = true;
+		f = h + (1u << s->fr[h].order);
 	}
-	return false;
-}
-
-static bool all_free(const struct tm_ss_sim *s, uint32_t lo, uint32_t hi)
-{
-	for (uint32_t f = lo; f < hi; f = skip_block(s, f))
-		if (s->fr[ss_block_head(s, f)].state != FS_FREE)
-			return false;
-	return true;
-}
-
-static void isolate_free_frame(struct tm_ss_sim *s, uint32_t f)
-{
-	ss_buddy_take(s, f, 0);
-	s->fr[f].state = FS_ISOL;
 }
 
 /* Take every free frame of [lo, hi) off the buddy lists. */
 static void take_free_frames(struct tm_ss_sim *s, uint32_t lo, uint32_t hi, bool charge)
 {
 	for (uint32_t f = lo; f < hi; f++) {
-		if (s->fr[ss_block_head(s, f)].state != FS_FREE)
+		uint32_t h = ss_block_head(s, f);
+
+		if (s->fr[h].state != FS_FREE)
 			continue;
-		isolate_free_frame(s, f);
+		ss_buddy_take_from(s, h, f, 0);
+		s->fr[f].state = FS_ISOL;
 		if (charge) {
 			s->st.frames_taken_fast++;
 			ss_cost(s, TM_SS_COST_TAKEOFF_FRAME, 1);
@@ -149,7 +135,10 @@ static int reserve(struct tm_ss_sim *s, uint32_t b)
 	uint32_t lo = block_lo(s, b), hi = lo + s->bsz;
 	tm_ss_policy pol = s->cfg.policy;
 
-	if (has_pinned_occupant(s, lo, hi)) {
+	bool pinned, free;
+
+	survey(s, lo, hi, &pinned, &free);
+	if (pinned) {
 		/* alloc_contig_range drains, tries, and gives up with -EBUSY */
 		s->st.contig_calls++;
 		s->st.drains++;
@@ -161,10 +150,8 @@ static int reserve(struct tm_ss_sim *s, uint32_t b)
 	s->iso_lo = lo;
 	s->iso_hi = hi;
 	if (pol == TM_SS_CMA_FAST || pol == TM_SS_CLEANCACHE) {
-		bool done = all_free(s, lo, hi);
-
 		take_free_frames(s, lo, hi, true);
-		if (done) {
+		if (free) {
 			finish_reservation(s, b, lo, hi);
 			return 0;
 		}
