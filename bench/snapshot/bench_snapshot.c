@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
@@ -52,6 +53,7 @@ struct variant {
 	tm_region *src, *dst;
 	char path[512];
 	double save_s, restore_s;
+	double save_cpu, restore_cpu;   /* CPU seconds (all threads) of those */
 	tm_snap_stats st;
 	uint64_t allocated;
 };
@@ -171,17 +173,31 @@ static void drop_file_cache(const char *path)
 	}
 }
 
+/* CPU seconds this process has used (every thread, user + system). */
+static double cpu_now(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+	       (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
 static int time_save(struct variant *v, const tm_snap_opts *so, tm_error *err)
 {
 	uint64_t t0;
+	double c0;
 	int rc;
 
 	unlink(v->path);
+	c0 = cpu_now();
 	t0 = tm_now_ns();
 	rc = tm_snapshot_save(v->path, &v->src, 1, so, &v->st, err);
 	double s = (double)(tm_now_ns() - t0) / 1e9;
-	if (!rc && (v->save_s == 0 || s < v->save_s))
+	if (!rc && (v->save_s == 0 || s < v->save_s)) {
 		v->save_s = s;
+		v->save_cpu = cpu_now() - c0;
+	}
 	return rc;
 }
 
@@ -190,19 +206,23 @@ static int time_restore(struct variant *v, const tm_snap_opts *so, tm_error *err
 	tm_snapshot *s = NULL;
 	tm_snap_stats st;
 	uint64_t t0, d0, d1;
+	double c0;
 	int rc;
 
 	drop_file_cache(v->path);
+	c0 = cpu_now();
 	t0 = tm_now_ns();
 	rc = tm_snapshot_open(v->path, so, &s, err);
 	if (!rc)
 		rc = tm_snapshot_restore(s, &v->dst, 1, so, &st, err);
-	double secs = (double)(tm_now_ns() - t0) / 1e9;
+	double secs = (double)(tm_now_ns() - t0) / 1e9, cpu = cpu_now() - c0;
 	tm_snapshot_close(s);
 	if (rc)
 		return rc;
-	if (v->restore_s == 0 || secs < v->restore_s)
+	if (v->restore_s == 0 || secs < v->restore_s) {
 		v->restore_s = secs;
+		v->restore_cpu = cpu;
+	}
 	rc = tm_region_digest(v->src, &d0, err);
 	if (!rc)
 		rc = tm_region_digest(v->dst, &d1, err);
@@ -416,6 +436,10 @@ static void report(const struct run *R)
 	tm_json_int(&j, "tag_only_pages", (long long)t->st.tag_only_pages);
 	tm_json_int(&j, "tagged_pages", (long long)t->st.tagged_pages);
 	tm_json_num(&j, "tag_codec_ratio", R->tag_ratio);
+	tm_json_num(&j, "save_cpu_s", t->save_cpu);
+	tm_json_num(&j, "save_notags_cpu_s", u->save_cpu);
+	tm_json_num(&j, "restore_cpu_s", t->restore_cpu);
+	tm_json_num(&j, "restore_notags_cpu_s", u->restore_cpu);
 	tm_json_num(&j, "save_vs_notags", u->save_s > 0 ? u->save_s / t->save_s : 0);
 	tm_json_num(&j, "restore_vs_notags", u->restore_s > 0 ? u->restore_s / t->restore_s : 0);
 	tm_json_num(&j, "save_vs_dd", t->save_s > 0 ? R->ddw_s / t->save_s : 0);
