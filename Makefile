@@ -5,7 +5,7 @@
 #   build-fuzz/     clang + libFuzzer          (make check: short fixed run)
 MESON ?= meson
 NINJA ?= ninja
-FUZZ_SECONDS ?= 20
+FUZZ_SECONDS ?= 15
 
 .PHONY: all deps check check-native check-asan check-aarch64 check-fuzz demo bench clean
 
