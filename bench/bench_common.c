@@ -80,6 +80,14 @@ void tm_json_end(tm_json *j)
 	fflush(j->f);
 }
 
+bool tm_bench_want_help(int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++)
+		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+			return true;
+	return false;
+}
+
 bool tm_bench_want_json(int argc, char **argv)
 {
 	for (int i = 1; i < argc; i++)

@@ -37,5 +37,7 @@ void tm_json_end(tm_json *j);
 
 /* True when argv contains --json. */
 bool tm_bench_want_json(int argc, char **argv);
+/* True when argv contains --help or -h. */
+bool tm_bench_want_help(int argc, char **argv);
 
 #endif

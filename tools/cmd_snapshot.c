@@ -506,9 +506,11 @@ int tm_cmd_snapshot(int argc, char **argv)
 		usage_snapshot(stderr);
 		return 2;
 	}
-	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
-		usage_snapshot(stdout);
-		return 0;
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+			usage_snapshot(stdout);
+			return 0;
+		}
 	}
 	if (strcmp(argv[1], "save") == 0)
 		return snap_save(argc, argv);

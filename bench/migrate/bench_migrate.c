@@ -257,10 +257,12 @@ int tm_bench_migrate(int argc, char **argv)
 	size_t rl = 0;
 	double g[4][3] = { { 0 } }, cpu[4][3], c0 = 0, c1 = 0, c2 = 0;
 
-	if (parse(argc, argv, &o)) {
-		fprintf(stderr, "usage: tagmem bench migrate [--json] [--size 2G] "
+	bool help = tm_bench_want_help(argc, argv);
+
+	if (help || parse(argc, argv, &o)) {
+		fprintf(help ? stdout : stderr, "usage: tagmem bench migrate [--json] [--size 2G] "
 			"[--reps 3] [--channels N (default: 1 and 2)]\n");
-		return 2;
+		return help ? 0 : 2;
 	}
 	tm_error_clear(&err);
 	tagged = make("ram", o.size, true);

@@ -277,6 +277,11 @@ int tm_bench_storage(int argc, char **argv)
 	int r;
 
 	memset(&b, 0, sizeof(b));
+	if (tm_bench_want_help(argc, argv)) {
+		printf("usage: tagmem bench storage [--json] [--mem SIZE] [--events N] "
+		       "[--workload android|kvm-server|adversary|synthetic]\n");
+		return 0;
+	}
 	if ((r = parse(argc, argv, &b)) || (r = generate(&b)))
 		return r;
 	for (unsigned p = 0; p < TM_SS_POLICY_COUNT && r == 0; p++)
