@@ -65,7 +65,7 @@ static void usage(FILE *f)
 		"                        lists first; cleancache: only clean page cache, dropped\n"
 		"                        when needed; all: every policy on the same events\n"
 		"  --workload W          a scenario, synthetic, or trace:FILE (see\n"
-		"                        docs/format/storage-trace.md)\n"
+		"                        docs/FORMAT.md §storage-trace)\n"
 		"  --tagged-fraction F   tagged share of anonymous allocations (0..1)\n"
 		"  --seed N              workload seed (default 1)\n"
 		"  --events N            measured events (default 10000000), after a\n"

@@ -9,7 +9,7 @@
  * all measured in the same run, repetitions interleaved so drift on the
  * shared machine hits every variant alike; the best repetition counts.
  *
- * Fairness rules (docs/bench/snapshot.md): every variant uses O_DIRECT when
+ * Fairness rules (docs/BENCHMARKS.md §snapshot): every variant uses O_DIRECT when
  * the file system allows it (else all are buffered and every file's pages
  * are dropped with posix_fadvise before it is read); every write is fsynced
  * inside the timed span (the snapshot also renames and fsyncs the

@@ -24,7 +24,7 @@
  *   discards what it had received (the regions are left all-zero) and says
  *   so in the error.
  *
- * Wire format: docs/format/migrate.md.
+ * Wire format: docs/FORMAT.md §migrate.
  *
  * Thread safety: a tm_migration is driven by one thread (the one calling
  * tm_migration_run); tagmem starts and joins its own channel threads inside
@@ -204,7 +204,7 @@ int tm_migrate_connect(const char *addr, unsigned n, int *fds,
 
 /*
  * 128-bit digest of the regions' data and packed tags, with their names,
- * sizes and geometries, in the given order (format: docs/format/migrate.md).
+ * sizes and geometries, in the given order (format: docs/FORMAT.md §migrate).
  * Equal digests mean equal memory and tags. Uses `threads` threads (>= 1).
  * The regions must not be written during the call.
  */

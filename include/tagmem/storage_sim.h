@@ -358,7 +358,7 @@ size_t tm_ss_gen_fill(tm_ss_gen *g, tm_ss_event *buf, size_t max);
 bool tm_ss_gen_warming(const tm_ss_gen *g);
 
 /* ------------------------------------------------------------------ */
-/* Traces (docs/format/storage-trace.md)                               */
+/* Traces (docs/FORMAT.md §storage-trace)                               */
 /* ------------------------------------------------------------------ */
 
 typedef struct tm_ss_trace {

@@ -11,7 +11,7 @@
  *   tm_swapfile  a swap file of fixed-size slots (one slot = one page of the
  *                file's page size), its slot allocator and its tag store.
  *                Slot 0 holds the file header and is never allocated, as in
- *                Linux. Format: docs/format/swap.md.
+ *                Linux. Format: docs/FORMAT.md §swap.
  *   tm_pager     one tagged region attached to one swap file: which of the
  *                region's pages are swapped out, in which folio, at which
  *                slots. Several pagers may share one swap file.

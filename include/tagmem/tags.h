@@ -143,7 +143,7 @@ unsigned tm_ea0_max_inline_ranges(uint32_t page_size);
  * Try to compress one page's packed tags into an inline handle, bit for bit
  * what Linux's mte_compress() (v11-mte) returns for the same 128/512/2048
  * bytes: ranges are taken in the kernel's order, high nibble of each byte
- * first (docs/format/tags.md).
+ * first (docs/FORMAT.md §tags).
  * Returns 0 and sets *handle when they fit; -E2BIG when they do not (the
  * caller then stores the raw packed tags); -EINVAL for a bad page size.
  */
@@ -172,7 +172,7 @@ size_t tm_ea0_storage_bytes(uint32_t page_size, const uint8_t *packed,
 
 /* ------------------------------------------------------------------ */
 /* Stream tag codec: many pages' tags for migration and snapshots       */
-/* (format in docs/FORMAT.md, "Tag stream"; docs/format/tags.md)       */
+/* (format in docs/FORMAT.md, "Tag stream"; docs/FORMAT.md §tags)       */
 /* ------------------------------------------------------------------ */
 
 enum tm_tagstream_flags {
@@ -229,7 +229,7 @@ enum tm_corpus_layout {
 	TM_CORPUS_ALLOC,        /* heap chunks of 16..4096 B, random tag each */
 	TM_CORPUS_RANDOM,       /* uniformly random tags */
 	TM_CORPUS_MIX,          /* per page: 40 % untagged, 20 % one-tag,
-				   35 % alloc, 5 % random (docs/format/tags.md) */
+				   35 % alloc, 5 % random (docs/FORMAT.md §tags) */
 	TM_CORPUS_NLAYOUTS
 };
 

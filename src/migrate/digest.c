@@ -3,7 +3,7 @@
  * Each chunk of 256 pages is hashed (XXH3-128 over every page's data then
  * its packed tags) by one of `threads` threads; the digest is XXH3-128 over
  * a fixed prefix, each region's description and its chunk hashes in order.
- * The definition is in docs/format/migrate.md so another implementation can
+ * The definition is in docs/FORMAT.md §migrate so another implementation can
  * compute the same value.
  */
 #include <errno.h>

@@ -2,7 +2,7 @@
  * wire.h - the migration wire format as C: frame header, handshake,
  * negotiation, page packets and control messages, with encoders for the
  * source and validating decoders for the destination. The byte layout is
- * documented in docs/format/migrate.md; this file and that one change
+ * documented in docs/FORMAT.md §migrate; this file and that one change
  * together. Everything on the wire is little-endian. Internal.
  */
 #ifndef TM_MIGRATE_WIRE_H

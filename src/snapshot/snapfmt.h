@@ -1,5 +1,5 @@
 /*
- * snapfmt.h - the snapshot file's on-disk layout (docs/format/snapshot.md):
+ * snapfmt.h - the snapshot file's on-disk layout (docs/FORMAT.md §snapshot):
  * field offsets, the in-memory form of the header, region table and chunk
  * table, and the encode/decode/validate functions shared by save, restore,
  * verify and lazy restore. Everything on disk is little-endian and encoded

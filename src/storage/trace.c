@@ -1,6 +1,6 @@
 /*
- * trace.c - the storage simulator's trace text format (docs/format/
- * storage-trace.md): parsing with full validation (syntax, and the lifetime
+ * trace.c - the storage simulator's trace text format (docs/FORMAT.md
+ * §storage-trace): parsing with full validation (syntax, and the lifetime
  * of every object id: no use before alloc or after free, no free while
  * pinned, no unpin without pin, tags only on movable folios), remapping of
  * the text's ids to dense ids, and writing events back out as a trace.
@@ -474,7 +474,7 @@ static int write_event(FILE *f, const tm_ss_event *e)
 
 int tm_ss_trace_write_header(FILE *f, tm_error *err)
 {
-	if (fprintf(f, "# tagmem storage-sim trace (docs/format/storage-trace.md)\n"
+	if (fprintf(f, "# tagmem storage-sim trace (docs/FORMAT.md §storage-trace)\n"
 		    TRACE_MAGIC " %d\n", TRACE_VERSION) < 0)
 		return tm_error_set(err, -EIO, "trace: write failed");
 	return 0;

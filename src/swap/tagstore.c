@@ -160,13 +160,13 @@ static bool ea0_may_fit(const struct tm_tagstore *ts, const uint8_t *p,
  * mix from 36 to 29 bytes per tagged page and allocator pages from 69 to
  * 50, but measured ~700 (encode) and ~1000 (decode) more instructions per
  * page, most of it in the codec's per-call setup; swap throughput is the
- * target at risk (docs/bench/swap.md), so it is off.
+ * target at risk (docs/BENCHMARKS.md §swap), so it is off.
  */
 #define STREAM_FLAGS 0u
 
 /* Fewest bytes a one-page stream record of nruns runs can take: the
  * codec's own floor for the page, plus the one-page block header (3 bytes)
- * and its class byte (docs/format/tags.md "Tag stream"). Tabulated once
+ * and its class byte (docs/FORMAT.md §tags "Tag stream"). Tabulated once
  * per run count at init: the codec's floor is a pure function of the
  * geometry and the run count, and computing it costs more than an encode. */
 static int init_floors(struct tm_tagstore *ts, tm_error *err)

@@ -3,7 +3,7 @@
  * pages, keyed by swap slot, in a JudyL array (sparse: only tagged swapped
  * pages have an entry; why Judy: docs/parts/swap.md).
  *
- * A value is one machine word (encoding: docs/format/swap.md):
+ * A value is one machine word (encoding: docs/FORMAT.md §swap):
  *   bit 0 = 1  the EA0 inline handle itself (bit 0 set, bit 63 clear, as
  *              Linux stores it in an XArray): 8 bytes, no allocation
  *   bit 0 = 0  pointer to a 16-byte aligned allocation | (class << 1):

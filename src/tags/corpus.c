@@ -18,7 +18,7 @@
  *             8 keeps tag 0 (never allocated since the region was mapped).
  *   random    uniformly random tags: the worst case for every codec.
  *   mix       per page: 40 % untagged, 20 % one-tag, 35 % alloc, 5 % random
- *             (why: docs/format/tags.md, "The corpus mix").
+ *             (why: docs/FORMAT.md §tags, "The corpus mix").
  *
  * Works for any geometry: "chunk sizes" are in bytes and become
  * size / granule items (at least one).

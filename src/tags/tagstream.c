@@ -1,7 +1,7 @@
 /*
  * tagstream.c - the stream tag codec: many pages' packed metadata in one
  * block, for migration packets and snapshot files. The byte format is
- * specified in docs/format/tags.md ("Tag stream"); in short:
+ * specified in docs/FORMAT.md §tags ("Tag stream"); in short:
  *
  *   header   version (1), flags (bit 0: body is one zstd frame),
  *            varint npages, [varint body length when zstd]
