@@ -60,22 +60,7 @@ int tm_xport_send(int fd, const void *buf, size_t n)
 
 int tm_xport_recv(int fd, void *buf, size_t n)
 {
-	char *p = buf;
-
-	while (n > 0) {
-		ssize_t r = read(fd, p, n);
-
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (r == 0)
-			return -ENODATA;
-		p += r;
-		n -= (size_t)r;
-	}
-	return 0;
+	return tm_read_full(fd, buf, n);
 }
 
 int tm_xport_wait(int fd, int wake, int timeout_ms)
