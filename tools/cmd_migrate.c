@@ -189,7 +189,14 @@ static int parse_one(struct opts *o, const char *cmd, int c, const char *a)
 	tm_error err;
 
 	switch (c) {
-	case O_LISTEN: case O_TO: o->addr = a; return 0;
+	case O_LISTEN: case O_TO:
+		tm_error_clear(&err);
+		if (tm_migrate_addr_check(a, &err)) {
+			fprintf(stderr, "tagmem %s: %s (see --help)\n", cmd, tm_error_msg(&err));
+			return 2;
+		}
+		o->addr = a;
+		return 0;
 	case O_SIZE: return tm_parse_size(a, &o->size) ? bad(cmd, "size", a) : 0;
 	case O_REGION: return parse_region(o, a) ? bad(cmd, "region (NAME:SIZE[:mte|:none])", a) : 0;
 	case O_PAGE_SIZE:

@@ -185,6 +185,11 @@ void tm_migration_cancel(tm_migration *m);
 
 /* ---- addresses: "tcp:HOST:PORT" or "unix:PATH" ------------------- */
 
+/* Check that addr is well formed (no lookup, no socket): -EINVAL with a
+ * message naming the address otherwise. For CLIs that want to refuse a bad
+ * address before doing expensive work. Thread-safe. */
+int tm_migrate_addr_check(const char *addr, tm_error *err);
+
 /* Listen on addr (tcp port 0 picks a free port). Unix: an old socket file
  * at PATH is replaced. Thread-safe. */
 int tm_migrate_listen(const char *addr, int *lfd, tm_error *err);

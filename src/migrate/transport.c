@@ -157,6 +157,13 @@ static int parse_addr(const char *s, struct addr *a, tm_error *err)
 		"address '%s': expected tcp:HOST:PORT or unix:PATH", s);
 }
 
+int tm_migrate_addr_check(const char *addr, tm_error *err)
+{
+	struct addr a;
+
+	return parse_addr(addr, &a, err);
+}
+
 static int tcp_resolve(const struct addr *a, bool passive,
 		       struct addrinfo **res, tm_error *err)
 {
