@@ -5,11 +5,12 @@
 set -euo pipefail
 
 NATIVE_PKGS=(
-  meson ninja-build pkg-config gcc clang
+  meson ninja-build pkg-config gcc libc6-dev clang
   libcmocka-dev      # unit-test harness (prints passed/failed counts)
   libzstd-dev        # page-data and tag-packet compression
   libxxhash-dev      # packet and chunk checksums (XXH3)
-  libjudy-dev        # sparse tag store keyed by swap slot
+  "libjudy-dev:$(dpkg --print-architecture)"  # sparse tag store keyed by swap slot
+  # (arch-qualified: an arm64 libjudy-dev would otherwise answer for it)
   qemu-user          # runs aarch64 tests with real MTE (-cpu max)
   gcc-aarch64-linux-gnu libc6-dev-arm64-cross
   gdb-multiarch      # real client for our ELF core dumps
