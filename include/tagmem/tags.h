@@ -183,6 +183,17 @@ enum tm_tagstream_flags {
 	TM_TAGSTREAM_REGULAR = 1u << 1,
 };
 
+/*
+ * Codec context: the zstd contexts and scratch buffer the TM_TAGSTREAM_ZSTD
+ * pass needs, owned by the caller so that encoding or decoding a block does
+ * not allocate them each time (allocate one per thread at setup; a context
+ * is used by one thread at a time). The context-less calls below allocate a
+ * temporary one only when a block actually uses zstd.
+ */
+typedef struct tm_tagstream_ctx tm_tagstream_ctx;
+int tm_tagstream_ctx_new(tm_tagstream_ctx **out, tm_error *err);
+void tm_tagstream_ctx_free(tm_tagstream_ctx *c);
+
 /* Worst-case encoded size for npages pages of geometry g. */
 size_t tm_tagstream_bound(const tm_geom *g, size_t npages);
 
@@ -218,6 +229,13 @@ int tm_tagstream_encode(const tm_geom *g, const uint8_t *packed,
  */
 int tm_tagstream_decode(const tm_geom *g, const uint8_t *in, size_t inlen,
 			size_t npages, uint8_t *packed, tm_error *err);
+
+/* The same two calls with a caller-owned context (c may be NULL). */
+int tm_tagstream_encode_ctx(tm_tagstream_ctx *c, const tm_geom *g, const uint8_t *packed,
+			    size_t npages, unsigned flags, uint8_t *out,
+			    size_t cap, size_t *outlen, tm_error *err);
+int tm_tagstream_decode_ctx(tm_tagstream_ctx *c, const tm_geom *g, const uint8_t *in,
+			    size_t inlen, size_t npages, uint8_t *packed, tm_error *err);
 
 /* ------------------------------------------------------------------ */
 /* Tag corpus: realistic tag layouts for tests, benchmarks and demos    */

@@ -32,7 +32,8 @@ int snap_loadbuf_init(snap_loadbuf *b, const snap_layout *L, tm_error *err)
 		b->cat = sfile_alloc(cp * ps);
 		b->tcat = sfile_alloc(cp * tb);
 		b->dctx = ZSTD_createDCtx();
-		ok = b->blob && b->cat && b->tcat && b->dctx;
+		ok = b->blob && b->cat && b->tcat && b->dctx &&
+		     tm_tagstream_ctx_new(&b->tsx, NULL) == 0;
 	} else {
 		b->data = sfile_alloc(cp * ps + snap_tag_slot(cp, tb));
 		ok = b->data != NULL;
@@ -53,6 +54,7 @@ void snap_loadbuf_free(snap_loadbuf *b)
 	free(b->dptr);
 	free(b->tptr);
 	ZSTD_freeDCtx(b->dctx);
+	tm_tagstream_ctx_free(b->tsx);
 	memset(b, 0, sizeof(*b));
 }
 
@@ -169,7 +171,7 @@ static int zstd_tags(tm_snapshot *s, snap_loadbuf *b, uint32_t ri,
 	if (!(e->flags & SNAP_CHUNK_TAGS_CODED))
 		return 0;
 	tm_error_clear(&e2);
-	if (tm_tagstream_decode(&s->L.geom, *src, e->tag_len, nt, b->tcat, &e2) != 0)
+	if (tm_tagstream_decode_ctx(b->tsx, &s->L.geom, *src, e->tag_len, nt, b->tcat, &e2) != 0)
 		return chunk_error(s, ri, c, err,
 				   "tag stream at file offset %" PRIu64 " (0x%" PRIx64 ") is invalid: %s",
 				   e->tag_off, e->tag_off, tm_error_msg(&e2));

@@ -38,6 +38,7 @@ struct save_ws {
 	uint8_t *blob;    /* zstd: compressed data + coded tags */
 	size_t blob_cap;
 	ZSTD_CCtx *cctx;
+	tm_tagstream_ctx *tsx;        /* zstd: tag codec context */
 	const uint8_t **dptr;
 	struct iovec *iov;            /* raw: gathered pieces of a chunk */
 	uint64_t *dbits, *tbits;      /* chunk-local bitmaps */
@@ -56,6 +57,7 @@ static void save_ws_free(struct save_ws *w)
 	free(w->dbits);
 	free(w->tbits);
 	ZSTD_freeCCtx(w->cctx);
+	tm_tagstream_ctx_free(w->tsx);
 	free(w);
 }
 
@@ -77,9 +79,11 @@ static struct save_ws *save_ws_new(const snap_layout *L)
 		w->blob = sfile_alloc(w->blob_cap);
 		w->tcat = sfile_alloc(cp * tb);
 		w->cctx = ZSTD_createCCtx();
+		if (tm_tagstream_ctx_new(&w->tsx, NULL))
+			w->tsx = NULL;
 	}
 	if (!w->data || !w->tags || !w->dptr || !w->iov || !w->dbits || !w->tbits ||
-	    ((L->flags & TM_SNAP_ZSTD) && (!w->blob || !w->tcat || !w->cctx))) {
+	    ((L->flags & TM_SNAP_ZSTD) && (!w->blob || !w->tcat || !w->cctx || !w->tsx))) {
 		save_ws_free(w);
 		return NULL;
 	}
@@ -248,7 +252,7 @@ static int zstd_pack_tags(struct save_job *J, struct save_ws *w, uint64_t np,
 	*len = 0;
 	if (nt == 0)
 		return 0;
-	rc = tm_tagstream_encode(&J->L->geom, w->tcat, nt, TM_TAGSTREAM_ZSTD,
+	rc = tm_tagstream_encode_ctx(w->tsx, &J->L->geom, w->tcat, nt, TM_TAGSTREAM_ZSTD,
 				 w->blob + at, w->blob_cap - at, &coded, err);
 	if (rc)
 		return rc;

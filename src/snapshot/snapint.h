@@ -29,6 +29,7 @@ typedef struct snap_loadbuf {
 	uint8_t *cat;         /* zstd: decompressed data pages, in order */
 	uint8_t *tcat;        /* zstd: decoded tags of tagged pages */
 	ZSTD_DCtx *dctx;
+	tm_tagstream_ctx *tsx; /* zstd: tag codec context */
 	/* after a load: page k of the chunk -> its data / tags, or NULL */
 	const uint8_t **dptr, **tptr;
 	uint64_t stored_data, stored_tags; /* bytes read for this chunk */

@@ -18,6 +18,7 @@ struct ratio_bufs {
 	uint8_t *tcat;  /* packed tags of the chunk's tagged pages */
 	uint8_t *enc;   /* codec output */
 	size_t enc_cap;
+	tm_tagstream_ctx *tsx;
 };
 
 /* Packed tags of the tagged pages of chunk c into b->tcat; *nt = count. */
@@ -41,7 +42,8 @@ static int chunk_tags(tm_snapshot *s, struct ratio_bufs *b, uint32_t ri,
 		return rc;
 	if (L->flags & TM_SNAP_ZSTD) {
 		if (e->flags & SNAP_CHUNK_TAGS_CODED)
-			return tm_tagstream_decode(&L->geom, b->in, e->tag_len, *nt, b->tcat, err);
+			return tm_tagstream_decode_ctx(b->tsx, &L->geom, b->in, e->tag_len, *nt,
+						       b->tcat, err);
 		memcpy(b->tcat, b->in, *nt * tb);
 		return 0;
 	}
@@ -64,7 +66,7 @@ static int ratio_run(tm_snapshot *s, struct ratio_bufs *b, uint64_t *raw,
 			int rc = chunk_tags(s, b, i, c, &nt, err);
 
 			if (!rc && nt)
-				rc = tm_tagstream_encode(&L->geom, b->tcat, nt, TM_TAGSTREAM_ZSTD,
+				rc = tm_tagstream_encode_ctx(b->tsx, &L->geom, b->tcat, nt, TM_TAGSTREAM_ZSTD,
 							 b->enc, b->enc_cap, &len, err);
 			if (rc)
 				return tm_error_wrap(err, rc, "snapshot %s: tags of region %u '%s' chunk %" PRIu64,
@@ -90,7 +92,7 @@ int tm_snapshot_tag_ratio(tm_snapshot *s, double *ratio, uint64_t *raw,
 		b.in = malloc(b.enc_cap > cp * tb ? b.enc_cap : cp * tb);
 		b.tcat = malloc(cp * tb);
 		b.enc = malloc(b.enc_cap);
-		if (!b.in || !b.tcat || !b.enc)
+		if (!b.in || !b.tcat || !b.enc || tm_tagstream_ctx_new(&b.tsx, NULL))
 			rc = tm_error_set(err, -ENOMEM, "snapshot %s: no memory", s->f.path);
 		if (!rc)
 			rc = ratio_run(s, &b, &r, &c, err);
@@ -98,6 +100,7 @@ int tm_snapshot_tag_ratio(tm_snapshot *s, double *ratio, uint64_t *raw,
 	free(b.in);
 	free(b.tcat);
 	free(b.enc);
+	tm_tagstream_ctx_free(b.tsx);
 	if (raw)
 		*raw = r;
 	if (coded)

@@ -435,9 +435,60 @@ static int encode_plain(const struct ts_geom *t, const uint8_t *packed, size_t n
 	return 0;
 }
 
-/* Body into scratch, then one zstd frame if that is smaller. */
-static int encode_zstd(const struct ts_geom *t, const uint8_t *packed, size_t npages,
-		       uint8_t *out, size_t cap, size_t *outlen, tm_error *err)
+/* ------------------------------------------------------------------ */
+/* codec context: the zstd pass's contexts and body buffer, kept by the  */
+/* caller so a block does not pay for allocating them                   */
+/* ------------------------------------------------------------------ */
+
+struct tm_tagstream_ctx {
+	ZSTD_CCtx *cctx;
+	ZSTD_DCtx *dctx;
+	uint8_t *body;
+	size_t body_cap;
+};
+
+int tm_tagstream_ctx_new(tm_tagstream_ctx **out, tm_error *err)
+{
+	*out = calloc(1, sizeof(**out));
+	return *out ? 0 : tm_error_set(err, -ENOMEM, "tag stream: no memory for a codec context");
+}
+
+/* Releases what c holds, not c itself (also for the on-stack contexts of
+ * the context-less calls). */
+static void ctx_release(tm_tagstream_ctx *c)
+{
+	ZSTD_freeCCtx(c->cctx);
+	ZSTD_freeDCtx(c->dctx);
+	free(c->body);
+}
+
+void tm_tagstream_ctx_free(tm_tagstream_ctx *c)
+{
+	if (!c)
+		return;
+	ctx_release(c);
+	free(c);
+}
+
+/* The body buffer, grown to at least n bytes; NULL when out of memory. */
+static uint8_t *ctx_body(tm_tagstream_ctx *c, size_t n)
+{
+	if (n == 0)
+		n = 1;
+	if (c->body_cap < n) {
+		uint8_t *b = realloc(c->body, n);
+
+		if (!b)
+			return NULL;
+		c->body = b;
+		c->body_cap = n;
+	}
+	return c->body;
+}
+
+/* Body into the context's scratch, then one zstd frame if that is smaller. */
+static int encode_zstd(tm_tagstream_ctx *c, const struct ts_geom *t, const uint8_t *packed,
+		       size_t npages, uint8_t *out, size_t cap, size_t *outlen, tm_error *err)
 {
 	uint8_t hdr[TS_HEADER_MAX];
 	size_t bound, blen, h;
@@ -446,13 +497,15 @@ static int encode_zstd(const struct ts_geom *t, const uint8_t *packed, size_t np
 
 	if (!body_bound(t, npages, &bound))
 		return tm_error_set(err, -EOVERFLOW, "tag stream: %zu pages overflow", npages);
-	body = malloc(bound ? bound : 1);
-	if (!body)
+	body = ctx_body(c, bound);
+	if (!c->cctx)
+		c->cctx = ZSTD_createCCtx();
+	if (!body || !c->cctx)
 		return tm_error_set(err, -ENOMEM, "tag stream: no memory for a %zu-byte body", bound);
 	rc = encode_body(t, packed, npages, body, bound, &blen, err);
 	if (rc == 0) {
 		h = put_header(hdr, TS_FLAG_ZSTD, npages, blen);
-		size_t z = cap > h ? ZSTD_compress(out + h, cap - h, body, blen, TS_ZSTD_LEVEL) : 0;
+		size_t z = cap > h ? ZSTD_compressCCtx(c->cctx, out + h, cap - h, body, blen, TS_ZSTD_LEVEL) : 0;
 
 		if (cap > h && !ZSTD_isError(z) && z < blen) {
 			memcpy(out, hdr, h);
@@ -468,13 +521,12 @@ static int encode_zstd(const struct ts_geom *t, const uint8_t *packed, size_t np
 			}
 		}
 	}
-	free(body);
 	return rc;
 }
 
-int tm_tagstream_encode(const tm_geom *g, const uint8_t *packed,
-			size_t npages, unsigned flags, uint8_t *out,
-			size_t cap, size_t *outlen, tm_error *err)
+int tm_tagstream_encode_ctx(tm_tagstream_ctx *c, const tm_geom *g, const uint8_t *packed,
+			    size_t npages, unsigned flags, uint8_t *out,
+			    size_t cap, size_t *outlen, tm_error *err)
 {
 	struct ts_geom t;
 	int rc = ts_geom_from(g, &t, err);
@@ -486,9 +538,22 @@ int tm_tagstream_encode(const tm_geom *g, const uint8_t *packed,
 	t.regular = flags & TM_TAGSTREAM_REGULAR;
 	/* The limit of the form in use only: the search runs on every call. */
 	t.max_runs = t.items ? max_useful_runs(&t, t.regular) : 0;
-	if (flags & TM_TAGSTREAM_ZSTD)
-		return encode_zstd(&t, packed, npages, out, cap, outlen, err);
-	return encode_plain(&t, packed, npages, out, cap, outlen, err);
+	if (!(flags & TM_TAGSTREAM_ZSTD))
+		return encode_plain(&t, packed, npages, out, cap, outlen, err);
+	if (c)
+		return encode_zstd(c, &t, packed, npages, out, cap, outlen, err);
+	tm_tagstream_ctx tmp = { 0 };
+
+	rc = encode_zstd(&tmp, &t, packed, npages, out, cap, outlen, err);
+	ctx_release(&tmp);
+	return rc;
+}
+
+int tm_tagstream_encode(const tm_geom *g, const uint8_t *packed,
+			size_t npages, unsigned flags, uint8_t *out,
+			size_t cap, size_t *outlen, tm_error *err)
+{
+	return tm_tagstream_encode_ctx(NULL, g, packed, npages, flags, out, cap, outlen, err);
 }
 
 /* ------------------------------------------------------------------ */
@@ -500,6 +565,7 @@ struct ts_where {
 	bool zstd;        /* offsets are into the zstd-decoded body */
 	size_t base;      /* stream offset of body byte 0 (plain bodies) */
 	tm_error *err;
+	tm_tagstream_ctx *ctx; /* zstd context and body buffer */
 };
 
 static int bad(const struct ts_where *w, size_t page, size_t off, const char *fmt, ...)
@@ -764,11 +830,13 @@ static int decode_zstd(const struct ts_geom *t, const uint8_t *in, size_t inlen,
 	if (fsize != inlen - off)
 		return bad(w, 0, off + fsize, "%zu trailing bytes after the zstd frame",
 			   inlen - off - fsize);
-	uint8_t *body = malloc(rawlen ? rawlen : 1);
-	if (!body)
+	uint8_t *body = ctx_body(w->ctx, rawlen);
+	if (body && !w->ctx->dctx)
+		w->ctx->dctx = ZSTD_createDCtx();
+	if (!body || !w->ctx->dctx)
 		return tm_error_set(w->err, -ENOMEM, "tag stream: no memory for a %llu-byte body",
 				    (unsigned long long)rawlen);
-	size_t got = ZSTD_decompress(body, rawlen, in + off, fsize);
+	size_t got = ZSTD_decompressDCtx(w->ctx->dctx, body, rawlen, in + off, fsize);
 	if (ZSTD_isError(got) || got != rawlen) {
 		rc = bad(w, 0, off, "zstd frame does not decode to the %llu bytes announced (%s)",
 			 (unsigned long long)rawlen,
@@ -777,14 +845,19 @@ static int decode_zstd(const struct ts_geom *t, const uint8_t *in, size_t inlen,
 		w->zstd = true;
 		rc = decode_body(t, body, rawlen, npages, packed, w);
 	}
-	free(body);
 	return rc;
 }
 
 int tm_tagstream_decode(const tm_geom *g, const uint8_t *in, size_t inlen,
 			size_t npages, uint8_t *packed, tm_error *err)
 {
-	struct ts_where w = { .zstd = false, .base = 0, .err = err };
+	return tm_tagstream_decode_ctx(NULL, g, in, inlen, npages, packed, err);
+}
+
+int tm_tagstream_decode_ctx(tm_tagstream_ctx *c, const tm_geom *g, const uint8_t *in,
+			    size_t inlen, size_t npages, uint8_t *packed, tm_error *err)
+{
+	struct ts_where w = { .zstd = false, .base = 0, .err = err, .ctx = c };
 	struct ts_geom t;
 	uint64_t n;
 	size_t used;
@@ -804,8 +877,16 @@ int tm_tagstream_decode(const tm_geom *g, const uint8_t *in, size_t inlen,
 	if (n != npages)
 		return bad(&w, 0, 2, "block holds %llu pages, caller expects %zu",
 			   (unsigned long long)n, npages);
-	if (in[1] & TS_FLAG_ZSTD)
+	if ((in[1] & TS_FLAG_ZSTD) && c)
 		return decode_zstd(&t, in, inlen, 2 + used, npages, packed, &w);
+	if (in[1] & TS_FLAG_ZSTD) {
+		tm_tagstream_ctx tmp = { 0 };
+
+		w.ctx = &tmp;
+		rc = decode_zstd(&t, in, inlen, 2 + used, npages, packed, &w);
+		ctx_release(&tmp);
+		return rc;
+	}
 	w.base = 2 + used;
 	return decode_body(&t, in + w.base, inlen - w.base, npages, packed, &w);
 }
