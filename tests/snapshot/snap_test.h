@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -270,6 +271,35 @@ static inline pid_t st_spawn_sleep(const char *cwd, uint64_t *base)
 	}
 	assert_true(*base != 0);
 	return pid;
+}
+
+/* Run argv[0] with argv (NULL-terminated); stdout and stderr together into
+ * out (NUL-terminated, cut at cap - 1). Returns the exit status, or 128 +
+ * the signal. */
+static inline int st_run(char *const argv[], char *out, size_t cap)
+{
+	int fd[2], status;
+	size_t len = 0;
+	ssize_t r;
+	pid_t pid;
+
+	assert_int_equal(pipe(fd), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		dup2(fd[1], 1);
+		dup2(fd[1], 2);
+		close(fd[0]);
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	close(fd[1]);
+	while (len + 1 < cap && (r = read(fd[0], out + len, cap - 1 - len)) > 0)
+		len += (size_t)r;
+	out[len] = 0;
+	close(fd[0]);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
 #endif

@@ -18,10 +18,7 @@ static int run(char *out, size_t cap, ...)
 {
 	char *argv[32];
 	va_list ap;
-	int n = 0, fd[2], status;
-	size_t len = 0;
-	ssize_t r;
-	pid_t pid;
+	int n = 0;
 
 	argv[n++] = (char *)tagmem;
 	va_start(ap, cap);
@@ -29,23 +26,7 @@ static int run(char *out, size_t cap, ...)
 		n++;
 	va_end(ap);
 	argv[n] = NULL;
-	assert_int_equal(pipe(fd), 0);
-	pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		dup2(fd[1], 1);
-		dup2(fd[1], 2);
-		close(fd[0]);
-		execv(tagmem, argv);
-		_exit(127);
-	}
-	close(fd[1]);
-	while (len + 1 < cap && (r = read(fd[0], out + len, cap - 1 - len)) > 0)
-		len += (size_t)r;
-	out[len] = 0;
-	close(fd[0]);
-	assert_int_equal(waitpid(pid, &status, 0), pid);
-	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+	return st_run(argv, out, cap);
 }
 
 #define HAS(s) do { if (!strstr(out, (s))) fail_msg("output lacks \"%s\":\n%s", (s), out); } while (0)

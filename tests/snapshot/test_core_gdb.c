@@ -41,10 +41,8 @@ static void run_gdb(const char *gdb, const char *core, const struct probe *p,
 {
 	char *argv[8 + 6 * NADDR];
 	char cmds[6 * NADDR][96];
-	size_t a = 0, k = 0, len = 0;
-	int fd[2], status;
-	pid_t pid;
-	ssize_t r;
+	size_t a = 0, k = 0;
+	int status;
 
 	argv[a++] = (char *)gdb;
 	argv[a++] = "-batch";
@@ -69,24 +67,9 @@ static void run_gdb(const char *gdb, const char *core, const struct probe *p,
 	argv[a++] = "-ex";
 	argv[a++] = cmds[k++];
 	argv[a] = NULL;
-	assert_int_equal(pipe(fd), 0);
-	pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		dup2(fd[1], 1);
-		dup2(fd[1], 2);
-		close(fd[0]);
-		execv(gdb, argv);
-		_exit(127);
-	}
-	close(fd[1]);
-	while (len + 1 < cap && (r = read(fd[0], out + len, cap - 1 - len)) > 0)
-		len += (size_t)r;
-	out[len] = 0;
-	close(fd[0]);
-	assert_int_equal(waitpid(pid, &status, 0), pid);
-	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-		fail_msg("gdb exited with status 0x%x:\n%s", status, out);
+	status = st_run(argv, out, cap);
+	if (status != 0)
+		fail_msg("gdb exited with status %d:\n%s", status, out);
 }
 
 /* The text gdb printed for probe i (between its marker and the next). */
@@ -235,10 +218,7 @@ static void test_reads_gdb_gcore(void **state)
 	uint64_t base;
 	tm_core_info info;
 	uint8_t magic[4];
-	int fd[2], status;
-	size_t len = 0;
-	ssize_t r;
-	pid_t pid, g;
+	pid_t pid;
 	tm_core *c;
 	tm_error err;
 
@@ -252,22 +232,7 @@ static void test_reads_gdb_gcore(void **state)
 	snprintf(pidarg, sizeof(pidarg), "%d", (int)pid);
 	argv[0] = (char *)gdb; argv[1] = "-batch"; argv[2] = "-nx"; argv[3] = "-p";
 	argv[4] = pidarg; argv[5] = "-ex"; argv[6] = cmd; argv[7] = NULL;
-	assert_int_equal(pipe(fd), 0);
-	g = fork();
-	assert_true(g >= 0);
-	if (g == 0) {
-		dup2(fd[1], 1);
-		dup2(fd[1], 2);
-		close(fd[0]);
-		execv(gdb, argv);
-		_exit(127);
-	}
-	close(fd[1]);
-	while (len + 1 < sizeof(out) && (r = read(fd[0], out + len, sizeof(out) - 1 - len)) > 0)
-		len += (size_t)r;
-	out[len] = 0;
-	close(fd[0]);
-	assert_int_equal(waitpid(g, &status, 0), g);
+	(void)st_run(argv, out, sizeof(out));
 	kill(pid, SIGKILL);
 	waitpid(pid, NULL, 0);
 	if (!strstr(out, "Saved corefile"))
