@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <time.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 uint64_t tm_now_ns(void)
@@ -185,4 +186,22 @@ int tm_pread_full(int fd, void *buf, size_t n, uint64_t off)
 		off += (uint64_t)r;
 	}
 	return 0;
+}
+
+void tm_iov_advance(struct iovec **iov, int *cnt, size_t n)
+{
+	struct iovec *v = *iov;
+	int c = *cnt;
+
+	while (c > 0 && n >= v->iov_len) {
+		n -= v->iov_len;
+		v++;
+		c--;
+	}
+	if (c > 0) {
+		v->iov_base = (char *)v->iov_base + n;
+		v->iov_len -= n;
+	}
+	*iov = v;
+	*cnt = c;
 }

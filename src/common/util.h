@@ -50,4 +50,9 @@ int tm_read_full(int fd, void *buf, size_t n);
 int tm_pwrite_full(int fd, const void *buf, size_t n, uint64_t off);
 int tm_pread_full(int fd, void *buf, size_t n, uint64_t off);
 
+/* After a short vectored write of n bytes: drop the iovecs it finished and
+ * trim the one it stopped in, so the caller can write the rest. */
+struct iovec;
+void tm_iov_advance(struct iovec **iov, int *cnt, size_t n);
+
 #endif

@@ -38,15 +38,7 @@ int tm_xport_sendv(int fd, struct iovec *iov, int niov)
 				continue;
 			return -errno;
 		}
-		while (niov > 0 && (size_t)w >= iov->iov_len) {
-			w -= (ssize_t)iov->iov_len;
-			iov++;
-			niov--;
-		}
-		if (niov > 0) {
-			iov->iov_base = (char *)iov->iov_base + w;
-			iov->iov_len -= (size_t)w;
-		}
+		tm_iov_advance(&iov, &niov, (size_t)w);
 	}
 	return 0;
 }

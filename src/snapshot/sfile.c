@@ -277,15 +277,7 @@ static int pwritev_full(int fd, struct iovec *iov, int cnt, uint64_t off)
 			return -errno;
 		}
 		off += (uint64_t)n;
-		while (cnt > 0 && (size_t)n >= iov->iov_len) {
-			n -= (ssize_t)iov->iov_len;
-			iov++;
-			cnt--;
-		}
-		if (cnt > 0) {
-			iov->iov_base = (char *)iov->iov_base + n;
-			iov->iov_len -= (size_t)n;
-		}
+		tm_iov_advance(&iov, &cnt, (size_t)n);
 	}
 	return 0;
 }

@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <cmocka.h>
+#include <sys/uio.h>
 
 #include "common/util.h"
 #include "tagmem/error.h"
@@ -82,6 +83,30 @@ static void test_bitmap_count(void **state)
 	assert_int_equal(tm_bitmap_count(b, 192), 3);
 }
 
+static void test_iov_advance(void **state)
+{
+	char a[4], b[8], c[2];
+	struct iovec v[3] = { { a, 4 }, { b, 8 }, { c, 2 } };
+	struct iovec *p = v;
+	int n = 3;
+
+	(void)state;
+	tm_iov_advance(&p, &n, 0);
+	assert_ptr_equal(p, v);
+	assert_int_equal(n, 3);
+	tm_iov_advance(&p, &n, 6);          /* all of a, 2 bytes of b */
+	assert_ptr_equal(p, &v[1]);
+	assert_int_equal(n, 2);
+	assert_ptr_equal(p->iov_base, b + 2);
+	assert_int_equal(p->iov_len, 6);
+	tm_iov_advance(&p, &n, 6);          /* exactly the rest of b */
+	assert_ptr_equal(p, &v[2]);
+	assert_int_equal(n, 1);
+	assert_int_equal(p->iov_len, 2);
+	tm_iov_advance(&p, &n, 2);
+	assert_int_equal(n, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -89,6 +114,7 @@ int main(void)
 		cmocka_unit_test(test_parse_size),
 		cmocka_unit_test(test_rng_reproducible_and_bounded),
 		cmocka_unit_test(test_bitmap_count),
+		cmocka_unit_test(test_iov_advance),
 	};
 	return cmocka_run_group_tests_name("common", tests, NULL, NULL);
 }
