@@ -66,7 +66,8 @@ struct tm_lazy {
 	uint8_t *fill_data;             /* fault thread's page buffer */
 	uint8_t *fill_tags;
 	struct lazy_slot slots[LAZY_SLOTS];
-	uint8_t *staging;               /* LAZY_SLOTS + 1 pages, mmap'd */
+	uint8_t *staging;               /* LAZY_SLOTS + 2 pages, mmap'd */
+	uint8_t *zero;                  /* its last page, never written */
 	uint8_t *tag_bufs;
 	pthread_mutex_t stripe[LAZY_STRIPES];
 	pthread_mutex_t lock;           /* requests and the first error */
@@ -97,8 +98,17 @@ static int uffd_place(tm_region *r, size_t pg, const uint8_t *data,
 	} else {
 		struct uffdio_zeropage z = {
 			.range = { .start = dst, .len = r->page_size } };
+		struct uffdio_copy c = { .dst = dst,
+					 .src = (uintptr_t)r->lazy->zero,
+					 .len = r->page_size };
 
 		if (ioctl(fd, UFFDIO_ZEROPAGE, &z) == 0)
+			return 0;
+		/* With uffd-wp tracking on, an untouched page holds the
+		 * write-protect marker; UFFDIO_ZEROPAGE refuses it (EEXIST)
+		 * where UFFDIO_COPY accepts it, so copy zeros instead. An
+		 * EEXIST from the copy means the page really is mapped. */
+		if (errno == EEXIST && ioctl(fd, UFFDIO_COPY, &c) == 0)
 			return 0;
 	}
 	if (errno == EEXIST) {
@@ -428,7 +438,7 @@ static int scan_present(tm_region *r, tm_error *err)
 static void lazy_free(struct tm_lazy *lz, size_t page_size)
 {
 	if (lz->staging)
-		munmap(lz->staging, (LAZY_SLOTS + 1) * page_size);
+		munmap(lz->staging, (LAZY_SLOTS + 2) * page_size);
 	free(lz->tag_bufs);
 	if (lz->wake_fd >= 0)
 		close(lz->wake_fd);
@@ -454,7 +464,7 @@ static struct tm_lazy *lazy_new(tm_region *r, tm_fill_fn fn, void *ctx)
 		pthread_mutex_init(&lz->stripe[i], NULL);
 	pthread_mutex_init(&lz->lock, NULL);
 	pthread_cond_init(&lz->cond, NULL);
-	lz->staging = mmap(NULL, (LAZY_SLOTS + 1) * r->page_size,
+	lz->staging = mmap(NULL, (LAZY_SLOTS + 2) * r->page_size,
 			   PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
 			   -1, 0);
 	lz->tag_bufs = calloc(LAZY_SLOTS + 1, tb);
@@ -470,6 +480,7 @@ static struct tm_lazy *lazy_new(tm_region *r, tm_fill_fn fn, void *ctx)
 		lz->slots[i].tags = lz->tag_bufs + i * tb;
 	}
 	lz->fill_data = lz->staging + LAZY_SLOTS * r->page_size;
+	lz->zero = lz->staging + (LAZY_SLOTS + 1) * r->page_size;
 	lz->fill_tags = lz->tag_bufs + LAZY_SLOTS * tb;
 	return lz;
 }

@@ -498,6 +498,13 @@ static void test_with_dirty_tracking(void **state)
 	*(volatile uint8_t *)tm_region_ptr(r, 4 * 4096 + 9) = 1; /* foreign */
 	assert_int_equal(tm_region_dirty_collect(r, bm, &err), 0);
 	assert_true(bm[0] == (1ull << 4));
+	/* Zeroing an untouched page, which carries the write-protect
+	 * marker: UFFDIO_ZEROPAGE refuses it, so this used to hang. */
+	assert_false(tm_region_page_present(r, 6));
+	assert_int_equal(tm_region_zero_page(r, 6, &err), 0);
+	assert_true(tm_region_page_present(r, 6));
+	assert_int_equal(((volatile uint8_t *)tm_region_ptr(r, 6 * 4096))[100], 0);
+	assert_int_equal(z->s.fills[6], 0);
 	tm_region_lazy_stop(r);
 	tm_region_dirty_stop(r);
 	lz_free(z);
