@@ -172,10 +172,28 @@ int tm_region_create(const tm_region_config *cfg, tm_region **out,
 	return 0;
 }
 
+#ifdef TM_REGION_CHECKS
+/* A region whose bookkeeping went wrong must not vanish quietly in a debug
+ * build; destroy cannot return the error, so it stops the process. */
+static void check_at_destroy(tm_region *r)
+{
+	tm_error e;
+
+	tm_error_clear(&e);
+	if (tm_region_check_invariants(r, &e) == 0)
+		return;
+	fprintf(stderr, "tagmem: tm_region_destroy: %s\n", tm_error_msg(&e));
+	abort();
+}
+#endif
+
 void tm_region_destroy(tm_region *r)
 {
 	if (!r)
 		return;
+#ifdef TM_REGION_CHECKS
+	check_at_destroy(r);
+#endif
 	tm_lazy_release(r);
 	tm_dirty_release(r);
 	r->ops->close(r);
@@ -280,6 +298,26 @@ static int ensure_present_span(tm_region *r, size_t off, size_t len,
 	return 0;
 }
 
+/*
+ * After a mutating call succeeded on pages [first, last]: debug builds check
+ * those pages' bookkeeping (check.c) and fail the call with -EFAULT when it
+ * is broken; other builds pay nothing.
+ */
+static int after_change(tm_region *r, size_t first, size_t last, bool placed,
+			tm_error *err)
+{
+#ifdef TM_REGION_CHECKS
+	return tm_region_check_pages(r, first, last, placed, err);
+#else
+	(void)r;
+	(void)first;
+	(void)last;
+	(void)placed;
+	(void)err;
+	return 0;
+#endif
+}
+
 /* ---- whole pages -------------------------------------------------- */
 
 int tm_region_read_page(tm_region *r, size_t pg, void *data, uint8_t *tags,
@@ -312,8 +350,10 @@ int tm_region_write_page(tm_region *r, size_t pg, const void *data,
 		return backend_fail(r, rc, "write", pg, err);
 	tm_abit_set(r->present, pg);
 out:
-	if (rc == 0)
+	if (rc == 0) {
 		tm_region_mark_dirty(r, pg, pg);
+		rc = after_change(r, pg, pg, true, err);
+	}
 	return rc;
 }
 
@@ -333,8 +373,10 @@ int tm_region_zero_page(tm_region *r, size_t pg, tm_error *err)
 		return backend_fail(r, rc, "zero", pg, err);
 	tm_abit_set(r->present, pg);
 out:
-	if (rc == 0)
+	if (rc == 0) {
 		tm_region_mark_dirty(r, pg, pg);
+		rc = after_change(r, pg, pg, true, err);
+	}
 	return rc;
 }
 
@@ -391,13 +433,15 @@ int tm_region_set_tags(tm_region *r, size_t pg, enum tm_tag_format fmt,
 	if (rc)
 		return backend_fail(r, rc, "set tags", pg, err);
 	tm_region_mark_dirty(r, pg, pg);
-	return 0;
+	return after_change(r, pg, pg, false, err);
 }
 
 int tm_region_set_tag_range(tm_region *r, size_t off, size_t len, uint8_t tag,
 			    tm_error *err)
 {
 	int rc = check_span(r, off, len, "set tag range", err);
+	size_t first = off >> r->page_shift;
+	size_t last = len ? (off + len - 1) >> r->page_shift : first;
 
 	if (!rc)
 		rc = check_has_tags(r, "set tag range", err);
@@ -430,7 +474,7 @@ int tm_region_set_tag_range(tm_region *r, size_t off, size_t len, uint8_t tag,
 		off += n;
 		len -= n;
 	}
-	return 0;
+	return first < r->npages ? after_change(r, first, last, false, err) : 0;
 }
 
 bool tm_region_page_tagged(const tm_region *r, size_t pg)
@@ -463,7 +507,8 @@ int tm_region_write(tm_region *r, size_t off, const void *buf, size_t len,
 	mark_present(r, off >> r->page_shift, (off + len - 1) >> r->page_shift);
 	tm_region_mark_dirty(r, off >> r->page_shift,
 			     (off + len - 1) >> r->page_shift);
-	return 0;
+	return after_change(r, off >> r->page_shift,
+			    (off + len - 1) >> r->page_shift, true, err);
 }
 
 int tm_region_read(tm_region *r, size_t off, void *buf, size_t len,
@@ -529,7 +574,7 @@ int tm_region_discard(tm_region *r, size_t pg, size_t n, tm_error *err)
 				    "(byte offset %#zx): madvise: %s", r->name,
 				    pg, n, pg * r->page_size, strerror(errno));
 	tm_region_mark_dirty(r, pg, pg + n - 1);
-	return 0;
+	return after_change(r, pg, pg + n - 1, false, err);
 }
 
 bool tm_region_page_present(const tm_region *r, size_t pg)

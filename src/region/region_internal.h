@@ -144,6 +144,26 @@ int tm_lazy_fetch(tm_region *r, size_t pg, tm_error *err);
 bool tm_lazy_active(const tm_region *r);
 void tm_lazy_release(tm_region *r);
 
+/*
+ * check.c: consistency of the region's bookkeeping (tagged/present/dirty
+ * bitmaps, shadow chunks, dirty/lazy/userfaultfd state). Both return 0, or
+ * -EFAULT with a message naming the region, the page and the broken rule.
+ *
+ * tm_region_check_pages checks pages [first, last] only and may run while
+ * other threads make page, tag and byte calls (it waits up to 2 s for a
+ * writer caught between writing a shadow slot and setting the tagged bit);
+ * placed: the pages were just placed whole and must be present.
+ * tm_region_check_invariants checks the whole region and must not race
+ * with any call on it (like destroy).
+ *
+ * Builds with TM_REGION_CHECKS (meson's debug buildtype) run the page
+ * check after every mutating page call, which then fails with its -EFAULT,
+ * and the whole check at tm_region_destroy, which aborts on a failure.
+ */
+int tm_region_check_pages(tm_region *r, size_t first, size_t last,
+			  bool placed, tm_error *err);
+int tm_region_check_invariants(tm_region *r, tm_error *err);
+
 /* Unpacked <-> packed for the region's geometry (tagfmt.c). */
 int tm_region_pack(const tm_region *r, size_t pg, const uint8_t *unpacked,
 		   uint8_t *packed, tm_error *err);
