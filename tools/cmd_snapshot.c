@@ -17,7 +17,7 @@
 #include <time.h>
 
 #include "common/util.h"
-#include "migrate/workload.h"
+#include "region/workload.h"
 #include "tagmem/core.h"
 #include "tagmem/region.h"
 #include "tagmem/snapshot.h"

@@ -31,7 +31,7 @@
 
 #include "bench/bench_common.h"
 #include "common/util.h"
-#include "migrate/workload.h"
+#include "region/workload.h"
 #include "tagmem/region.h"
 #include "tagmem/snapshot.h"
 #include "tools/cmds.h"

@@ -1,8 +1,8 @@
 /*
  * workload.h - a synthetic tagged workload for `tagmem demo`, `tagmem
- * migrate send`, the migration tests and the benchmark: it fills regions
- * with a realistic mix of pages (normal pages with allocator-style tags,
- * all-zero pages, tag-only pages) and runs writer threads that change data
+ * migrate send`, the migration tests and the benchmark: once
+ * tm_workload_fill (src/region/workload.h, included here) has filled the
+ * regions with the page mix, it runs writer threads that change data
  * through tm_region_ptr (like a guest writing its RAM) and tags through the
  * region API, at a given dirty rate. Its pause/resume/throttle functions
  * have the shape of tm_migrate_hooks. Internal to tagmem's tools and tests.
@@ -17,6 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "region/workload.h"   /* tm_workload_fill, used with the writers */
 #include "tagmem/migrate.h"
 #include "tagmem/region.h"
 
@@ -29,14 +30,6 @@ typedef struct tm_workload_config {
 	bool ptr_writes;        /* data through tm_region_ptr (needs kernel dirty
 				   tracking); false: through tm_region_write */
 } tm_workload_config;
-
-/*
- * Fill a fresh (all-zero) region: zero_pct % zero pages, tag_only_pct % tag-only pages (data
- * zero, tags not), the rest data (half random, half compressible) with tags
- * from the corpus mix. Deterministic for the seed.
- */
-int tm_workload_fill(tm_region *r, uint64_t seed, unsigned zero_pct,
-		     unsigned tag_only_pct, tm_error *err);
 
 int tm_workload_start(tm_workload **out, tm_region *const *regions, size_t n,
 		      const tm_workload_config *cfg, tm_error *err);
