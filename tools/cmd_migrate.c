@@ -132,9 +132,20 @@ static const struct option long_opts[] = {
 	{ NULL, 0, NULL, 0 },
 };
 
-static int bad(const char *cmd, const char *what, const char *arg)
+#define SIZE_FMT "a size in bytes with an optional K/M/G/T suffix (e.g. 64M, 1G)"
+
+static int usage_err(const char *cmd, const char *what)
 {
-	fprintf(stderr, "tagmem %s: bad %s '%s' (see --help)\n", cmd, what, arg);
+	fprintf(stderr, "tagmem %s: %s (see --help)\n", cmd, what);
+	return 2;
+}
+
+/* A usage error that says what the option allows; exit status 2. */
+static int bad(const char *cmd, const char *opt, const char *arg,
+	       const char *allowed)
+{
+	fprintf(stderr, "tagmem %s: %s '%s': must be %s (see --help)\n", cmd,
+		opt, arg, allowed);
 	return 2;
 }
 
@@ -197,42 +208,51 @@ static int parse_one(struct opts *o, const char *cmd, int c, const char *a)
 		}
 		o->addr = a;
 		return 0;
-	case O_SIZE: return tm_parse_size(a, &o->size) ? bad(cmd, "size", a) : 0;
-	case O_REGION: return parse_region(o, a) ? bad(cmd, "region (NAME:SIZE[:mte|:none])", a) : 0;
+	case O_SIZE: return tm_parse_size(a, &o->size) ? bad(cmd, "--size", a, SIZE_FMT) : 0;
+	case O_REGION:
+		if (o->nregions >= MAX_REGIONS)
+			return bad(cmd, "--region", a, "given at most 8 times");
+		return parse_region(o, a) ? bad(cmd, "--region", a,
+			"NAME:SIZE[:mte|:none], NAME 1..63 characters, SIZE like 64M") : 0;
 	case O_PAGE_SIZE:
 		if (tm_parse_size(a, &v) || (v != 4096 && v != 16384 && v != 65536))
-			return bad(cmd, "page size (4096, 16384, 65536)", a);
+			return bad(cmd, "--page-size", a, "4096, 16384 or 65536 (4K, 16K, 64K)");
 		o->page_size = (uint32_t)v;
 		return 0;
-	case O_META: return parse_kind(a, &o->kind) ? bad(cmd, "metadata (mte|none)", a) : 0;
+	case O_META: return parse_kind(a, &o->kind) ? bad(cmd, "--meta", a, "mte or none") : 0;
 	case O_CHANNELS:
 		if (parse_u64(a, &v) || v < 1 || v > TM_MIGRATE_MAX_CHANNELS)
-			return bad(cmd, "channel count (1..16)", a);
+			return bad(cmd, "--channels", a, "an integer 1..16");
 		o->cfg.channels = (unsigned)v;
 		return 0;
-	case O_DIRTY: return tm_parse_size(a, &o->dirty_rate) ? bad(cmd, "dirty rate", a) : 0;
+	case O_DIRTY:
+		return tm_parse_size(a, &o->dirty_rate) ? bad(cmd, "--dirty-rate", a,
+			"bytes per second with an optional K/M/G suffix (e.g. 8M; 0: idle)") : 0;
 	case O_WRITERS:
 		if (parse_u64(a, &v) || v < 1 || v > 64)
-			return bad(cmd, "writer count (1..64)", a);
+			return bad(cmd, "--writers", a, "an integer 1..64");
 		o->writers = (unsigned)v;
 		return 0;
 	case O_COMPRESS:
 		tm_error_clear(&err);
 		return tm_migrate_parse_compress(a, &o->cfg.compress, &o->cfg.compress_level,
-						 &err) ? bad(cmd, "compression (none|zstd[:LEVEL])", a) : 0;
+						 &err) ? bad(cmd, "--compress", a,
+							     "none, zstd or zstd:LEVEL (LEVEL 1..19)") : 0;
 	case O_NO_CHECKSUM: o->cfg.checksum = false; return 0;
 	case O_VERIFY: o->cfg.verify = true; return 0;
 	case O_NO_VERIFY: o->cfg.verify = false; return 0;
 	case O_DOWNTIME:
 		if (parse_u64(a, &v) || v < 1 || v > 3600000)
-			return bad(cmd, "downtime", a);
+			return bad(cmd, "--downtime-ms", a, "an integer 1..3600000 (milliseconds)");
 		o->cfg.downtime_ms = (uint32_t)v;
 		return 0;
-	case O_MAXBW: return tm_parse_size(a, &o->cfg.max_bandwidth) ? bad(cmd, "bandwidth", a) : 0;
+	case O_MAXBW:
+		return tm_parse_size(a, &o->cfg.max_bandwidth) ? bad(cmd, "--max-bandwidth", a,
+			"bytes per second with an optional K/M/G suffix (e.g. 100M; 0: unlimited)") : 0;
 	case O_AUTOCONV: o->cfg.auto_converge = true; return 0;
 	case O_MAXITER:
 		if (parse_u64(a, &v) || v < 1 || v > 100000)
-			return bad(cmd, "iteration count", a);
+			return bad(cmd, "--max-iterations", a, "an integer 1..100000");
 		o->cfg.max_iterations = (unsigned)v;
 		return 0;
 	case O_ONMAX:
@@ -241,24 +261,27 @@ static int parse_one(struct opts *o, const char *cmd, int c, const char *a)
 		else if (strcmp(a, "force") == 0)
 			o->cfg.on_max_iterations = TM_MAXITER_FORCE;
 		else
-			return bad(cmd, "--on-max-iterations (fail|force)", a);
+			return bad(cmd, "--on-max-iterations", a, "fail or force");
 		return 0;
 	case O_UNPACKED: o->cfg.tags_unpacked = true; return 0;
 	case O_PPP:
 		if (parse_u64(a, &v) || v < 64 || v > TM_MIGRATE_MAX_PPP || v % 64)
-			return bad(cmd, "pages per packet (64..1024, multiple of 64)", a);
+			return bad(cmd, "--pages-per-packet", a, "a multiple of 64 in 64..1024");
 		o->cfg.pages_per_packet = (unsigned)v;
 		return 0;
-	case O_SEED: return parse_u64(a, &o->seed) ? bad(cmd, "seed", a) : 0;
+	case O_SEED:
+		return parse_u64(a, &o->seed) ? bad(cmd, "--seed", a,
+						    "an unsigned 64-bit decimal integer") : 0;
 	case O_JSON: o->json = true; return 0;
 	case O_QUIET: o->quiet = true; return 0;
 	case O_TIMEOUT:
 		if (parse_u64(a, &v) || v < 1 || v > 86400000)
-			return bad(cmd, "timeout", a);
+			return bad(cmd, "--timeout-ms", a, "an integer 1..86400000 (milliseconds)");
 		o->cfg.timeout_ms = (uint32_t)v;
 		return 0;
 	}
-	return bad(cmd, "option", a ? a : "?");
+	fprintf(stderr, "tagmem %s: unknown option (see --help)\n", cmd);
+	return 2;
 }
 
 /* 1 = --help shown, 0 = parsed, 2 = usage error. */
@@ -282,8 +305,11 @@ static int parse(struct opts *o, const char *cmd, int argc, char **argv,
 		if (rc)
 			return rc;
 	}
-	if (optind < argc)
-		return bad(cmd, "argument", argv[optind]);
+	if (optind < argc) {
+		fprintf(stderr, "tagmem %s: unexpected argument '%s': it takes only "
+			"options (see --help)\n", cmd, argv[optind]);
+		return 2;
+	}
 	if (o->nregions == 0) {
 		strcpy(o->region[0].name, "ram");
 		o->region[0].size = o->size;
@@ -293,9 +319,13 @@ static int parse(struct opts *o, const char *cmd, int argc, char **argv,
 	for (unsigned i = 0; i < o->nregions; i++) {
 		if (o->region[i].kind == UINT32_MAX)
 			o->region[i].kind = o->kind;
-		if (o->region[i].size == 0 || o->region[i].size % o->page_size)
-			return bad(cmd, "region size (a non-zero multiple of the page size)",
-				   o->region[i].name);
+		if (o->region[i].size == 0 || o->region[i].size % o->page_size) {
+			fprintf(stderr, "tagmem %s: region '%s' size %llu: must be a "
+				"non-zero multiple of the page size %u (see --help)\n",
+				cmd, o->region[i].name,
+				(unsigned long long)o->region[i].size, o->page_size);
+			return 2;
+		}
 	}
 	return 0;
 }
@@ -446,7 +476,7 @@ static int cmd_recv(int argc, char **argv)
 	if (rc)
 		return rc == 1 ? 0 : rc;
 	if (!o.addr)
-		return bad("migrate recv", "usage", "--listen ADDR is required");
+		return usage_err("migrate recv", "--listen ADDR is required (tcp:HOST:PORT or unix:PATH)");
 	tm_error_clear(&err);
 	rc = make_regions(&o, r, &err);
 	if (rc) {
@@ -694,7 +724,7 @@ static int cmd_send(int argc, char **argv)
 	if (rc)
 		return rc == 1 ? 0 : rc;
 	if (!o.addr)
-		return bad("migrate send", "usage", "--to ADDR is required");
+		return usage_err("migrate send", "--to ADDR is required (tcp:HOST:PORT or unix:PATH)");
 	o.progress = !o.json && !o.quiet && isatty(STDERR_FILENO);
 	tm_error_clear(&s.err);
 	rc = sender_prepare(&s, &s.err);
@@ -854,5 +884,7 @@ int tm_cmd_migrate(int argc, char **argv)
 		migrate_help(stdout);
 		return 0;
 	}
-	return bad("migrate", "subcommand", argv[1]);
+	fprintf(stderr, "tagmem migrate: unknown subcommand '%s': must be send or "
+		"recv (see --help)\n", argv[1]);
+	return 2;
 }

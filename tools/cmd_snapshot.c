@@ -33,13 +33,33 @@ struct demo_opts {
 	bool untagged;
 };
 
-static int parse_u64(const char *flag, const char *v, uint64_t *out)
+/*
+ * A number or size ("64M") in [lo, hi]; otherwise print what the option
+ * allows (allowed: its range and meaning, in words) and return 2.
+ */
+static int parse_num(const char *flag, const char *v, uint64_t lo, uint64_t hi,
+		     const char *allowed, uint64_t *out)
 {
-	if (!v || tm_parse_size(v, out) != 0) {
-		fprintf(stderr, "tagmem: %s needs a number or size (e.g. 64M), got '%s'\n",
-			flag, v ? v : "");
+	if (v && tm_parse_size(v, out) == 0 && *out >= lo && *out <= hi)
+		return 0;
+	if (v)
+		fprintf(stderr, "tagmem: %s '%s': must be %s\n", flag, v, allowed);
+	else
+		fprintf(stderr, "tagmem: %s needs a value: %s\n", flag, allowed);
+	return 2;
+}
+
+#define SIZE_WORDS "a size in bytes with an optional K/M/G/T suffix (e.g. 64M)"
+#define THREADS_WORDS "an integer 0..256 (0: the default, 4)"
+#define PAGE_WORDS "4096, 16384 or 65536 (4K, 16K, 64K)"
+
+static int parse_threads(const char *flag, const char *v, unsigned *out)
+{
+	uint64_t x;
+
+	if (parse_num(flag, v, 0, 256, THREADS_WORDS, &x))
 		return 2;
-	}
+	*out = (unsigned)x;
 	return 0;
 }
 
@@ -50,8 +70,8 @@ static int parse_addr(const char *flag, const char *v, uint64_t *out)
 	errno = 0;
 	*out = v ? strtoull(v, &end, 0) : 0;
 	if (!v || errno || *end) {
-		fprintf(stderr, "tagmem: %s needs an address (e.g. 0x10000000), got '%s'\n",
-			flag, v ? v : "");
+		fprintf(stderr, "tagmem: %s '%s': must be an address, decimal or hex "
+			"with 0x (e.g. 0x10000000)\n", flag, v ? v : "");
 		return 2;
 	}
 	return 0;
@@ -69,21 +89,29 @@ static int demo_opt(struct demo_opts *d, int argc, char **argv, int *i)
 		d->untagged = true;
 		return 1;
 	}
-	if (strcmp(a, "--regions") && strcmp(a, "--size") &&
-	    strcmp(a, "--page-size") && strcmp(a, "--seed"))
+	if (strcmp(a, "--regions") == 0) {
+		rc = parse_num(a, v, 1, TM_SNAP_MAX_REGIONS, "an integer 1..4096", &x);
+		d->nregions = (size_t)x;
+	} else if (strcmp(a, "--size") == 0) {
+		rc = parse_num(a, v, 1, UINT64_MAX, SIZE_WORDS ", a non-zero "
+			       "multiple of the page size", &x);
+		d->size = x;
+	} else if (strcmp(a, "--page-size") == 0) {
+		rc = parse_num(a, v, 4096, 65536, PAGE_WORDS, &x);
+		if (!rc && x != 4096 && x != 16384 && x != 65536) {
+			fprintf(stderr, "tagmem: %s '%s': must be %s\n", a, v, PAGE_WORDS);
+			rc = 2;
+		}
+		d->page_size = (uint32_t)x;
+	} else if (strcmp(a, "--seed") == 0) {
+		rc = parse_num(a, v, 0, UINT64_MAX, "an unsigned 64-bit integer", &x);
+		d->seed = x;
+	} else {
 		return 0;
-	rc = parse_u64(a, v, &x);
+	}
 	if (rc)
 		return 2;
 	(*i)++;
-	if (strcmp(a, "--regions") == 0)
-		d->nregions = (size_t)x;
-	else if (strcmp(a, "--size") == 0)
-		d->size = x;
-	else if (strcmp(a, "--page-size") == 0)
-		d->page_size = (uint32_t)x;
-	else
-		d->seed = x;
 	return 1;
 }
 
@@ -96,7 +124,8 @@ static int io_opt(const char *v, enum tm_snap_io *io)
 	else if (v && strcmp(v, "buffered") == 0)
 		*io = TM_SNAP_IO_BUFFERED;
 	else {
-		fprintf(stderr, "tagmem: --io takes auto, direct or buffered\n");
+		fprintf(stderr, "tagmem: --io '%s': must be auto, direct or buffered\n",
+			v ? v : "");
 		return 2;
 	}
 	return 0;
@@ -209,12 +238,13 @@ static int snap_save(int argc, char **argv)
 				return 2;
 			i++;
 		} else if (strcmp(argv[i], "--threads") == 0) {
-			if (parse_u64(argv[i], v, &x))
+			if (parse_threads(argv[i], v, &o.threads))
 				return 2;
-			o.threads = (unsigned)x;
 			i++;
 		} else if (strcmp(argv[i], "--chunk") == 0) {
-			if (parse_u64(argv[i], v, &x))
+			if (parse_num(argv[i], v, 0, TM_SNAP_CHUNK_MAX, SIZE_WORDS
+				      ", a multiple of the page size up to 64M (0: "
+				      "the default, 1M)", &x))
 				return 2;
 			o.chunk_bytes = (uint32_t)x;
 			i++;
@@ -324,14 +354,12 @@ static int snap_restore(int argc, char **argv)
 	tm_snap_opts_init(&o);
 	for (int i = 2; i < argc; i++) {
 		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-		uint64_t x;
 
 		if (strcmp(argv[i], "--lazy") == 0)
 			lazy = true;
 		else if (strcmp(argv[i], "--threads") == 0) {
-			if (parse_u64(argv[i], v, &x))
+			if (parse_threads(argv[i], v, &o.threads))
 				return 2;
-			o.threads = (unsigned)x;
 			i++;
 		} else if (strcmp(argv[i], "--io") == 0) {
 			if (io_opt(v, &o.io))
@@ -468,12 +496,10 @@ static int snap_verify(int argc, char **argv)
 	tm_snap_opts_init(&o);
 	o.report = report_bad;
 	for (int i = 2; i < argc; i++) {
-		uint64_t x;
-
 		if (strcmp(argv[i], "--threads") == 0) {
-			if (parse_u64(argv[i], i + 1 < argc ? argv[i + 1] : NULL, &x))
+			if (parse_threads(argv[i], i + 1 < argc ? argv[i + 1] : NULL,
+					  &o.threads))
 				return 2;
-			o.threads = (unsigned)x;
 			i++;
 		} else if (argv[i][0] != '-' && !path)
 			path = argv[i];
@@ -520,6 +546,11 @@ int tm_cmd_snapshot(int argc, char **argv)
 		return snap_verify(argc, argv);
 	if (strcmp(argv[1], "info") == 0 && argc == 3)
 		return snap_info(argv[2]);
+	if (strcmp(argv[1], "info") == 0)
+		fprintf(stderr, "tagmem snapshot info: takes exactly one FILE\n");
+	else
+		fprintf(stderr, "tagmem snapshot: unknown subcommand '%s': must be "
+			"save, restore, verify or info\n", argv[1]);
 	usage_snapshot(stderr);
 	return 2;
 }
@@ -655,8 +686,9 @@ static int core_read(const char *path, const char *range)
 		size_t ng;
 
 		snprintf(abuf, sizeof(abuf), "%.*s", colon ? (int)(colon - range) : (int)strlen(range), range);
-		if (parse_addr("--tags", abuf, &addr) || (colon && parse_u64("--tags", colon + 1, &len)) ||
-		    len == 0 || len > (1u << 26)) {
+		if (parse_addr("--tags", abuf, &addr) ||
+		    (colon && parse_num("--tags", colon + 1, 1, 1u << 26, "ADDR[:LEN] with "
+					"LEN 1..64M bytes (e.g. 0x10000000:4K)", &len))) {
 			tm_core_close(c);
 			return 2;
 		}
@@ -706,6 +738,8 @@ int tm_cmd_core(int argc, char **argv)
 		}
 	}
 	if (!!out == !!in || d.nregions == 0 || d.size == 0) {
+		fprintf(stderr, "tagmem core: exactly one of --out FILE and --read "
+			"FILE is required\n");
 		usage_core(stderr);
 		return 2;
 	}

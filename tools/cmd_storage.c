@@ -133,15 +133,24 @@ static int parse_frac(const char *opt, const char *v, double *out)
 	return 0;
 }
 
-static int parse_u64(const char *opt, const char *v, uint64_t max, uint64_t *out)
+/* A decimal integer in [min, max]; the error says the range. */
+static int parse_u64(const char *opt, const char *v, uint64_t min, uint64_t max,
+		     uint64_t *out)
 {
-	char *end;
+	char *end, range[80];
 
 	errno = 0;
 	unsigned long long x = strtoull(v, &end, 10);
 
-	if (errno || end == v || *end || v[0] == '-' || x > max)
-		return bad(opt, v, "expected a non-negative integer in range");
+	if (errno || end == v || *end || v[0] == '-' || x < min || x > max) {
+		if (max == UINT64_MAX)
+			snprintf(range, sizeof(range), "expected an unsigned 64-bit "
+				 "decimal integer");
+		else
+			snprintf(range, sizeof(range), "expected an integer %llu..%llu",
+				 (unsigned long long)min, (unsigned long long)max);
+		return bad(opt, v, range);
+	}
 	*out = x;
 	return 0;
 }
@@ -226,8 +235,8 @@ static int parse_sizes(struct opts *o, const char *opt, const char *v)
 			return bad(opt, v, "expected a power of two from 512 to 64K");
 		o->cfg.page_size = (uint32_t)x;
 	} else if (strcmp(opt, "--tag-block") == 0) {
-		if (parse_u64(opt, v, 4096, &x) || x == 0)
-			return x == 0 ? bad(opt, v, "must be at least 1") : 2;
+		if (parse_u64(opt, v, 1, 4096, &x))
+			return 2;
 		o->cfg.tag_block_frames = (uint32_t)x;
 	} else {
 		return -1;
@@ -266,12 +275,11 @@ static int parse_valued(struct opts *o, const char *opt, const char *v)
 	}
 	if (strcmp(opt, "--seed") == 0) {
 		o->seed_set = true;
-		return parse_u64(opt, v, UINT64_MAX, &o->seed);
+		return parse_u64(opt, v, 0, UINT64_MAX, &o->seed);
 	}
 	if (strcmp(opt, "--events") == 0) {
 		o->events_set = true;
-		r = parse_u64(opt, v, 1ull << 40, &o->events);
-		return r ? r : o->events == 0 ? bad(opt, v, "must be at least 1") : 0;
+		return parse_u64(opt, v, 1, 1ull << 40, &o->events);
 	}
 	if (strcmp(opt, "--plot") == 0) {
 		o->plot = v;
@@ -284,15 +292,15 @@ static int parse_valued(struct opts *o, const char *opt, const char *v)
 	if (strcmp(opt, "--cost") == 0 || strcmp(opt, "--cost-file") == 0)
 		return parse_cost(o, v, strcmp(opt, "--cost-file") == 0);
 	if (strcmp(opt, "--tag-retries") == 0) {
-		r = parse_u64(opt, v, 16, &x);
-		o->cfg.tag_retries = (uint32_t)x;
+		r = parse_u64(opt, v, 0, 16, &x);
+		if (r == 0)
+			o->cfg.tag_retries = (uint32_t)x;
 		return r;
 	}
 	if (strcmp(opt, "--threads") == 0 || strcmp(opt, "--plot-points") == 0) {
-		r = parse_u64(opt, v, opt[2] == 't' ? 64 : 101, &x);
-		if (r == 0 && x < (opt[2] == 't' ? 1u : 2u))
-			return bad(opt, v, opt[2] == 't' ? "must be at least 1" : "must be at least 2");
-		*(opt[2] == 't' ? &o->threads : &o->plot_points) = (unsigned)x;
+		r = opt[2] == 't' ? parse_u64(opt, v, 1, 64, &x) : parse_u64(opt, v, 2, 101, &x);
+		if (r == 0)
+			*(opt[2] == 't' ? &o->threads : &o->plot_points) = (unsigned)x;
 		return r;
 	}
 	r = parse_sizes(o, opt, v);

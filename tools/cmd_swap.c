@@ -78,35 +78,85 @@ static void usage(FILE *f)
 		TM_SWAP_MAX_ORDER);
 }
 
+/* A bad value: say what is allowed. Returns -1 for parse_value. */
+static int bad_value(const char *a, const char *v, const char *allowed)
+{
+	fprintf(stderr, "tagmem swap demo: %s '%s': %s\n", a, v, allowed);
+	return -1;
+}
+
+/* A whole decimal number in [lo, hi]; empty strings and signs refused. */
+static bool parse_uint(const char *v, unsigned long lo, unsigned long hi,
+		       unsigned *out)
+{
+	char *end;
+	unsigned long n;
+
+	if (*v < '0' || *v > '9')
+		return false;
+	errno = 0;
+	n = strtoul(v, &end, 10);
+	if (errno || *end || n < lo || n > hi)
+		return false;
+	*out = (unsigned)n;
+	return true;
+}
+
+/* 0 ok, -1 bad value (message printed), 1 not an option taking a value. */
 static int parse_value(struct demo_opts *o, const char *a, const char *v)
 {
-	uint64_t n;
-	char *end;
+	char allowed[64], *end;
 
-	if (strcmp(a, "--size") == 0 && tm_parse_size(v, &n) == 0) {
-		o->size = n;
+	if (strcmp(a, "--size") == 0) {
+		if (tm_parse_size(v, &o->size) != 0)
+			return bad_value(a, v, "must be a size in bytes with an "
+					 "optional K/M/G/T suffix (e.g. 256M, 1G)");
 	} else if (strcmp(a, "--folio-order") == 0) {
-		o->order = (unsigned)strtoul(v, &end, 10);
-		return *end || o->order > TM_SWAP_MAX_ORDER ? -1 : 0;
+		snprintf(allowed, sizeof(allowed), "must be an integer 0..%u",
+			 TM_SWAP_MAX_ORDER);
+		if (!parse_uint(v, 0, TM_SWAP_MAX_ORDER, &o->order))
+			return bad_value(a, v, allowed);
 	} else if (strcmp(a, "--tagged-fraction") == 0) {
+		errno = 0;
 		o->tagged_fraction = strtod(v, &end);
-		return *end || o->tagged_fraction < 0 || o->tagged_fraction > 1 ? -1 : 0;
+		/* written so that NaN fails too */
+		if (end == v || *end || errno ||
+		    !(o->tagged_fraction >= 0 && o->tagged_fraction <= 1))
+			return bad_value(a, v, "must be a number between 0 and 1");
 	} else if (strcmp(a, "--threads") == 0) {
-		o->threads = (unsigned)strtoul(v, &end, 10);
-		return *end || o->threads < 1 || o->threads > 256 ? -1 : 0;
+		if (!parse_uint(v, 1, 256, &o->threads))
+			return bad_value(a, v, "must be an integer 1..256");
 	} else if (strcmp(a, "--swap-dir") == 0) {
 		o->dir = v;
 	} else if (strcmp(a, "--seed") == 0) {
+		errno = 0;
 		o->seed = strtoull(v, &end, 0);
-		return *end ? -1 : 0;
-	} else if (strcmp(a, "--fault-mode") == 0 && strcmp(v, "folio") == 0) {
-		o->mode = TM_SWAPIN_FOLIO;
-	} else if (strcmp(a, "--fault-mode") == 0 && strcmp(v, "page") == 0) {
-		o->mode = TM_SWAPIN_PAGE;
+		if (end == v || *end || errno || *v == '-')
+			return bad_value(a, v, "must be an unsigned 64-bit integer "
+					 "(decimal, or hex with 0x)");
+	} else if (strcmp(a, "--fault-mode") == 0) {
+		if (strcmp(v, "folio") == 0)
+			o->mode = TM_SWAPIN_FOLIO;
+		else if (strcmp(v, "page") == 0)
+			o->mode = TM_SWAPIN_PAGE;
+		else
+			return bad_value(a, v, "must be folio or page");
 	} else {
-		return -1;
+		return 1;
 	}
 	return 0;
+}
+
+static bool takes_value(const char *a)
+{
+	static const char *const opts[] = { "--size", "--folio-order",
+		"--tagged-fraction", "--threads", "--swap-dir", "--seed",
+		"--fault-mode" };
+
+	for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++)
+		if (strcmp(a, opts[i]) == 0)
+			return true;
+	return false;
 }
 
 /* 0 ok, 1 help printed, 2 usage error. */
@@ -116,24 +166,37 @@ static int parse(int argc, char **argv, struct demo_opts *o)
 				 TM_SWAPIN_FOLIO, false, false };
 	for (int i = 2; i < argc; i++) {
 		const char *a = argv[i];
+		int rc;
 
-		if (strcmp(a, "--json") == 0)
+		if (strcmp(a, "--json") == 0) {
 			o->json = true;
-		else if (strcmp(a, "--explicit") == 0)
+			continue;
+		}
+		if (strcmp(a, "--explicit") == 0) {
 			o->explicit_only = true;
-		else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0)
+			continue;
+		}
+		if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0)
 			return usage(stdout), 1;
-		else if (i + 1 < argc && parse_value(o, a, argv[i + 1]) == 0)
+		rc = i + 1 < argc ? parse_value(o, a, argv[i + 1]) : 1;
+		if (rc == 0) {
 			i++;
-		else
-			return fprintf(stderr, "tagmem swap demo: bad argument '%s%s%s'\n", a,
-				       i + 1 < argc ? " " : "", i + 1 < argc ? argv[i + 1] : ""),
-			       usage(stderr), 2;
+			continue;
+		}
+		if (rc > 0 && i + 1 >= argc && takes_value(a))
+			fprintf(stderr, "tagmem swap demo: %s needs a value\n", a);
+		else if (rc > 0)
+			fprintf(stderr, "tagmem swap demo: unknown option '%s'\n", a);
+		usage(stderr);
+		return 2;
 	}
 	uint64_t folio = (uint64_t)PS << o->order;
 
 	if (o->size < 8 * folio) {
-		fprintf(stderr, "tagmem swap demo: --size must hold at least 8 folios\n");
+		fprintf(stderr, "tagmem swap demo: --size %llu: must hold at least 8 "
+			"folios of 2^%u pages, i.e. at least %llu bytes\n",
+			(unsigned long long)o->size, o->order,
+			(unsigned long long)(8 * folio));
 		return 2;
 	}
 	o->size -= o->size % folio;

@@ -49,45 +49,70 @@ static void corpus_usage(FILE *f)
 		   "EA0 cost: 8 B per inline page, page_size/32 + 8 B per raw page.\n");
 }
 
+/* A bad value: name it and say what is allowed; exit status 2. */
+static int corpus_bad(const char *a, const char *v, const char *allowed)
+{
+	fprintf(stderr, "tagmem corpus: %s '%s': must be %s\n", a, v, allowed);
+	return 2;
+}
+
+/* One option with its value v; 0 ok, 2 bad value (printed). */
+static int corpus_value(struct corpus_opts *o, const char *a, const char *v)
+{
+	enum tm_corpus_layout l;
+	uint64_t n;
+
+	if (strcmp(a, "--layout") == 0) {
+		if (strcmp(v, "all") == 0)
+			o->layout = -1;
+		else if (tm_corpus_parse(v, &l) == 0)
+			o->layout = (int)l;
+		else
+			return corpus_bad(a, v, "untagged, one-tag, alloc, random, mix "
+					  "or all");
+	} else if (strcmp(a, "--pages") == 0) {
+		if (tm_parse_size(v, &n) || n == 0 || n > (1u << 24))
+			return corpus_bad(a, v, "a page count 1..16777216 (16M; K/M "
+					  "suffixes allowed)");
+		o->pages = (size_t)n;
+	} else if (strcmp(a, "--page-size") == 0) {
+		if (tm_parse_size(v, &n) || (n != 4096 && n != 16384 && n != 65536))
+			return corpus_bad(a, v, "4096, 16384 or 65536 (4K, 16K, 64K)");
+		o->page_size = (uint32_t)n;
+	} else if (strcmp(a, "--seed") == 0) {
+		if (tm_parse_size(v, &n))
+			return corpus_bad(a, v, "an unsigned 64-bit decimal integer");
+		o->seed = n;
+	} else {
+		o->out = v;   /* --out */
+	}
+	return 0;
+}
+
 static int corpus_parse(int argc, char **argv, struct corpus_opts *o)
 {
+	static const char *const valued[] = { "--layout", "--pages",
+					      "--page-size", "--seed", "--out" };
+
 	*o = (struct corpus_opts){ -1, 4096, 4096, 1, NULL, false };
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-		enum tm_corpus_layout l;
-		uint64_t n;
+		bool takes = false;
 
+		for (size_t k = 0; k < sizeof(valued) / sizeof(valued[0]); k++)
+			takes |= strcmp(a, valued[k]) == 0;
 		if (strcmp(a, "--json") == 0) {
 			o->json = true;
 		} else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
 			corpus_usage(stdout);
 			return 1;
-		} else if (v && strcmp(a, "--layout") == 0) {
-			if (strcmp(v, "all") == 0) {
-				o->layout = -1;
-			} else if (tm_corpus_parse(v, &l) == 0) {
-				o->layout = (int)l;
-			} else {
-				fprintf(stderr, "tagmem corpus: unknown layout '%s'\n", v);
+		} else if (takes && v) {
+			if (corpus_value(o, a, v))
 				return 2;
-			}
-			i++;
-		} else if (v && strcmp(a, "--pages") == 0 && tm_parse_size(v, &n) == 0 &&
-			   n > 0 && n <= (1u << 24)) {
-			o->pages = (size_t)n;
-			i++;
-		} else if (v && strcmp(a, "--page-size") == 0 && tm_parse_size(v, &n) == 0 &&
-			   (n == 4096 || n == 16384 || n == 65536)) {
-			o->page_size = (uint32_t)n;
-			i++;
-		} else if (v && strcmp(a, "--seed") == 0 && tm_parse_size(v, &n) == 0) {
-			o->seed = n;
-			i++;
-		} else if (v && strcmp(a, "--out") == 0) {
-			o->out = v;
 			i++;
 		} else {
-			fprintf(stderr, "tagmem corpus: bad argument '%s'\n", a);
+			fprintf(stderr, takes ? "tagmem corpus: %s needs a value\n"
+					      : "tagmem corpus: unknown option '%s'\n", a);
 			corpus_usage(stderr);
 			return 2;
 		}
@@ -364,6 +389,9 @@ int tm_cmd_tags(int argc, char **argv)
 	if (argc > 1) {
 		bool help = strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0;
 
+		if (!help)
+			fprintf(stderr, "tagmem tags: unexpected argument '%s': it "
+				"takes no arguments\n", argv[1]);
 		fprintf(help ? stdout : stderr,
 			"usage: tagmem tags [--help]\n\n"
 			"Demonstrate the tags core and check each claim as it is shown:\n"
