@@ -47,7 +47,8 @@ extern "C" {
 #define TM_SNAP_MAX_REGIONS  4096u
 #define TM_SNAP_CHUNK_DEFAULT (1u << 20)   /* data bytes per chunk */
 #define TM_SNAP_CHUNK_MAX    (64u << 20)
-#define TM_SNAP_THREADS_DEFAULT 4u
+#define TM_SNAP_THREADS_DEFAULT 4u          /* save */
+#define TM_SNAP_READ_THREADS_DEFAULT 8u     /* restore and verify */
 
 /* Feature flags recorded in the header (and requested through opts). */
 enum tm_snap_flags {
@@ -70,7 +71,13 @@ enum tm_snap_phase {
 
 typedef struct tm_snap_opts {
 	unsigned flags;          /* save: TM_SNAP_ZSTD | TM_SNAP_DIGEST */
-	unsigned threads;        /* worker threads; 0 = TM_SNAP_THREADS_DEFAULT */
+	unsigned threads;        /* worker threads; 0 = the operation's default:
+				    TM_SNAP_THREADS_DEFAULT for save,
+				    TM_SNAP_READ_THREADS_DEFAULT for restore
+				    and verify, whose workers mostly wait on
+				    their chunk's read - each worker is one
+				    read in flight, and the disk wants a deeper
+				    queue than save's CPU-bound workers give */
 	enum tm_snap_io io;
 	uint32_t chunk_bytes;    /* save: data bytes per chunk, a multiple of
 				    the page size; 0 = TM_SNAP_CHUNK_DEFAULT */

@@ -11,9 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-unsigned snap_threads(const tm_snap_opts *o)
+unsigned snap_threads(const tm_snap_opts *o, unsigned dflt)
 {
-	unsigned t = o && o->threads ? o->threads : TM_SNAP_THREADS_DEFAULT;
+	unsigned t = o && o->threads ? o->threads : dflt;
 
 	return t > 256 ? 256 : t;
 }

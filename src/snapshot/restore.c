@@ -251,7 +251,7 @@ static int run_chunks(tm_snapshot *s, tm_region *const *dst,
 		      tm_snap_stats *st, tm_error *err)
 {
 	struct restore_job J = { .s = s, .dst = dst };
-	snap_pool p = { .L = &s->L, .threads = snap_threads(o), .fn = restore_chunk,
+	snap_pool p = { .L = &s->L, .threads = snap_threads(o, TM_SNAP_READ_THREADS_DEFAULT), .fn = restore_chunk,
 			.ctx = &J, .keep_going = keep_going };
 	uint64_t t0 = tm_now_ns();
 	int rc = 0;

@@ -410,7 +410,7 @@ out:
 
 static int save_run(struct save_job *J, tm_snap_stats *st, tm_error *err)
 {
-	snap_pool p = { .L = J->L, .threads = snap_threads(J->o), .fn = save_chunk,
+	snap_pool p = { .L = J->L, .threads = snap_threads(J->o, TM_SNAP_THREADS_DEFAULT), .fn = save_chunk,
 			.ctx = J, .meanwhile = save_digests };
 	int rc = 0;
 
@@ -449,7 +449,7 @@ static int save_run(struct save_job *J, tm_snap_stats *st, tm_error *err)
 void tm_snap_opts_init(tm_snap_opts *o)
 {
 	memset(o, 0, sizeof(*o));
-	o->threads = TM_SNAP_THREADS_DEFAULT;
+	o->threads = 0;          /* per operation: see tm_snap_opts.threads */
 	o->chunk_bytes = TM_SNAP_CHUNK_DEFAULT;
 	o->zstd_level = 1;
 }

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -325,15 +326,27 @@ out:
 	return 0;
 }
 
+/*
+ * Buffers of half a huge page or more are huge-page aligned and asked to be
+ * backed by transparent huge pages. An O_DIRECT transfer gets one DMA
+ * segment per physically contiguous run of its buffer: from 4 KiB pages a
+ * 1 MiB read needs 256 segments, more than virtio-blk's usual 254, and the
+ * block layer splits it in two requests; from a huge page it is one. On
+ * this project's VM that made O_DIRECT reads 1.4-1.7x faster
+ * (docs/BENCHMARKS.md, snapshot). Where THP is off the advice is ignored.
+ */
 void *sfile_alloc(size_t len)
 {
+	size_t align = len >= SFILE_HUGE / 2 ? SFILE_HUGE : SFILE_ALIGN;
 	void *p = NULL;
 
-	len = (len + SFILE_ALIGN - 1) / SFILE_ALIGN * SFILE_ALIGN;
+	len = (len + align - 1) / align * align;
 	if (len == 0)
 		len = SFILE_ALIGN;
-	if (posix_memalign(&p, SFILE_ALIGN, len) != 0)
+	if (posix_memalign(&p, align, len) != 0)
 		return NULL;
+	if (align == SFILE_HUGE)
+		madvise(p, len, MADV_HUGEPAGE);
 	memset(p, 0, len);
 	return p;
 }

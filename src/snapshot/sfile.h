@@ -25,6 +25,7 @@
 #include "tagmem/snapshot.h"
 
 #define SFILE_ALIGN 4096u
+#define SFILE_HUGE (2u << 20)   /* transparent huge page size on x86-64 and arm64 4K */
 
 typedef struct sfile {
 	int fd;                 /* buffered */
@@ -61,7 +62,8 @@ int sfile_pwritev(sfile *f, struct iovec *iov, int cnt, uint64_t off,
 /* Read exactly len bytes; -EBADMSG naming the offset at end of file. */
 int sfile_pread(sfile *f, void *buf, size_t len, uint64_t off, tm_error *err);
 
-/* SFILE_ALIGN-aligned zeroed allocation (len rounded up); free with free(). */
+/* Zeroed allocation for I/O: SFILE_ALIGN-aligned, huge-page aligned and
+ * THP-advised from 1 MiB up (len rounded up); free with free(). */
 void *sfile_alloc(size_t len);
 
 #endif

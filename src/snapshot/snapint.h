@@ -80,7 +80,8 @@ struct snap_pool {
  * error (copied to err). */
 int snap_pool_run(snap_pool *p, tm_error *err);
 
-unsigned snap_threads(const tm_snap_opts *o);
+/* o->threads, or dflt when unset (or o NULL); at most 256. */
+unsigned snap_threads(const tm_snap_opts *o, unsigned dflt);
 
 /* Destination regions fit the file (count, sizes, page size, geometry). */
 int snap_check_dst(const tm_snapshot *s, tm_region *const *dst, size_t n,
