@@ -161,8 +161,7 @@ static int mte_write(tm_region *r, size_t off, const void *buf, size_t len,
 /* Discarded memory comes back from the kernel with zero tags. */
 static void mte_drop_tags(tm_region *r, size_t pg, size_t n)
 {
-	for (size_t i = pg; i < pg + n; i++)
-		tm_abit_clear(r->tagged, i);
+	tm_abits_clear_range(r->tagged, pg, n);
 }
 
 const tm_backend_ops tm_backend_mte_ops = {

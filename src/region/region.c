@@ -333,6 +333,37 @@ int tm_region_read_page(tm_region *r, size_t pg, void *data, uint8_t *tags,
 	return rc ? backend_fail(r, rc, "read", pg, err) : 0;
 }
 
+static int read_pages_each(tm_region *r, size_t pg, size_t n, uint8_t *data,
+			   uint8_t *tags, tm_error *err)
+{
+	for (size_t i = 0; i < n; i++) {
+		int rc = r->ops->read_page(r, pg + i, data + i * r->page_size,
+					   tags ? tags + i * r->packed_bytes : NULL, err);
+
+		if (rc)
+			return backend_fail(r, rc, "read", pg + i, err);
+	}
+	return 0;
+}
+
+int tm_region_read_pages(tm_region *r, size_t pg, size_t n, void *data,
+			 uint8_t *tags, tm_error *err)
+{
+	int rc = n ? check_page(r, pg, "read pages", err) : 0;
+
+	if (!rc && n > r->npages - pg)
+		rc = check_page(r, pg + n - 1, "read pages", err);
+	for (size_t i = 0; !rc && i < n; i++)
+		rc = ensure_present(r, pg + i, err);
+	if (rc || n == 0)
+		return rc;
+	tags = r->packed_bytes ? tags : NULL;
+	if (!r->ops->read_pages)
+		return read_pages_each(r, pg, n, data, tags, err);
+	rc = r->ops->read_pages(r, pg, n, data, tags, err);
+	return rc ? backend_fail(r, rc, "read", pg, err) : 0;
+}
+
 int tm_region_write_page(tm_region *r, size_t pg, const void *data,
 			 const uint8_t *tags, tm_error *err)
 {
@@ -564,8 +595,7 @@ int tm_region_discard(tm_region *r, size_t pg, size_t n, tm_error *err)
 		rc = check_page(r, r->npages, "discard", err);
 	if (rc)
 		return rc;
-	for (size_t i = pg; i < pg + n; i++)
-		tm_abit_clear(r->present, i);
+	tm_abits_clear_range(r->present, pg, n);
 	r->ops->drop_tags(r, pg, n);
 	if (madvise(tm_region_page_addr(r, pg), n * r->page_size,
 		    MADV_DONTNEED))

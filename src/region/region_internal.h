@@ -34,6 +34,10 @@ typedef struct tm_backend_ops {
 	/* tags NULL: data only */
 	int (*read_page)(tm_region *r, size_t pg, void *data, uint8_t *tags,
 			 tm_error *err);
+	/* Pages [pg, pg+n) at once, laid out as n read_page calls would;
+	 * NULL: the core loops over read_page. */
+	int (*read_pages)(tm_region *r, size_t pg, size_t n, void *data,
+			  uint8_t *tags, tm_error *err);
 	/* tags NULL: the page's tags become zero */
 	int (*write_page)(tm_region *r, size_t pg, const void *data,
 			  const uint8_t *tags, tm_error *err);
@@ -111,6 +115,20 @@ static inline void tm_abit_clear(_Atomic uint64_t *b, size_t i)
 {
 	atomic_fetch_and_explicit(&b[i >> 6], ~((uint64_t)1 << (i & 63)),
 				  memory_order_acq_rel);
+}
+
+/* Clear bits [i, i+n): one atomic AND per word, not per bit (a 2 MiB
+ * folio discard clears 8 words instead of 512 bits). */
+static inline void tm_abits_clear_range(_Atomic uint64_t *b, size_t i, size_t n)
+{
+	while (n) {
+		size_t sh = i & 63, k = 64 - sh < n ? 64 - sh : n;
+		uint64_t m = (k == 64 ? ~(uint64_t)0 : (((uint64_t)1 << k) - 1)) << sh;
+
+		atomic_fetch_and_explicit(&b[i >> 6], ~m, memory_order_acq_rel);
+		i += k;
+		n -= k;
+	}
 }
 
 static inline uint8_t *tm_region_page_addr(const tm_region *r, size_t pg)

@@ -60,6 +60,28 @@ uint8_t *tm_shadow_slot_alloc(tm_shadow *s, size_t pg)
 	return c + (pg % TM_SHADOW_CHUNK_PAGES) * s->page_bytes;
 }
 
+void tm_shadow_read(const tm_shadow *s, size_t pg, size_t n, uint8_t *out)
+{
+	size_t end = pg + n;
+
+	while (pg < end) {
+		size_t ci = pg / TM_SHADOW_CHUNK_PAGES;
+		size_t stop = (ci + 1) * TM_SHADOW_CHUNK_PAGES;
+		size_t len;
+		uint8_t *c = s->chunks ? atomic_load_explicit(&s->chunks[ci], memory_order_acquire)
+				       : NULL;
+
+		stop = stop < end ? stop : end;
+		len = (stop - pg) * s->page_bytes;
+		if (c)
+			memcpy(out, c + (pg % TM_SHADOW_CHUNK_PAGES) * s->page_bytes, len);
+		else
+			memset(out, 0, len);
+		out += len;
+		pg = stop;
+	}
+}
+
 void tm_shadow_drop(tm_shadow *s, size_t pg, size_t n)
 {
 	size_t end = pg + n;

@@ -40,6 +40,11 @@ static inline uint8_t *tm_shadow_slot(tm_shadow *s, size_t pg)
 	return c ? c + (pg % TM_SHADOW_CHUNK_PAGES) * s->page_bytes : NULL;
 }
 
+/* Copy the slots of pages [pg, pg+n) to out (n * page_bytes); pages of a
+ * chunk never allocated read as zeros. One copy per chunk: a folio's tags
+ * stream out instead of 128 bytes at a time between page copies. */
+void tm_shadow_read(const tm_shadow *s, size_t pg, size_t n, uint8_t *out);
+
 /* The page's slot, allocating its chunk (zeroed) when needed; NULL: ENOMEM. */
 uint8_t *tm_shadow_slot_alloc(tm_shadow *s, size_t pg);
 

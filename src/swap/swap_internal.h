@@ -84,7 +84,11 @@ struct tm_tagworker {
 };
 
 /* Folios smaller than this do their tag work inline: the hand-off would
- * cost more than it hides. */
+ * cost more than it hides. Swap-in only: on swap-out the worker's CPU
+ * joins the address space, and the folio's discard (MADV_DONTNEED, which
+ * on Linux >= 6.13 also frees the emptied page table) must then flush that
+ * CPU's TLB by IPI - measured +60 us per 2 MiB folio in this VM, more than
+ * the 47 us of tag work it hid (docs/BENCHMARKS.md §swap). */
 #define TM_TAGWORKER_MIN_ORDER 4u
 
 void tm_tagworker_start(struct tm_tagworker *w);

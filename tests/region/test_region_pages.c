@@ -53,6 +53,54 @@ static void test_write_read_page(void **state)
 		assert_int_equal(otags[i], 0);
 }
 
+/* tm_region_read_pages gives exactly what page-by-page reads give: across
+ * a shadow-chunk boundary (64 pages), with never-tagged chunks, untagged
+ * placements and zeroed pages mixed in, at every start and length tried;
+ * and it refuses a range that leaves the region, naming it. */
+static void test_read_pages_matches(void **state)
+{
+	RT_REGION(state, f, r);
+	static uint8_t data[NP * PS], want[NP * PS], got[NP * PS];
+	static uint8_t tags[NP * 128], wtags[NP * 128], gtags[NP * 128];
+	const size_t starts[] = { 0, 1, 50, 63, 64, 70 };
+	tm_error err;
+	tm_rng rng;
+
+	(void)f;
+	tm_rng_seed(&rng, 9);
+	rt_fill(&rng, data, sizeof(data));
+	rt_fill(&rng, tags, sizeof(tags));
+	for (size_t pg = 0; pg < NP; pg++) {
+		if (pg >= 64 && pg < 68)
+			continue;                      /* never written */
+		if (pg % 5 == 0)
+			assert_int_equal(tm_region_write_page(r, pg, data + pg * PS, NULL, &err), 0);
+		else if (pg % 7 == 0)
+			assert_int_equal(tm_region_zero_page(r, pg, &err), 0);
+		else
+			assert_int_equal(tm_region_write_page(r, pg, data + pg * PS,
+							      tags + pg * 128, &err), 0);
+	}
+	for (size_t pg = 0; pg < NP; pg++)
+		assert_int_equal(tm_region_read_page(r, pg, want + pg * PS, wtags + pg * 128, &err), 0);
+	for (size_t s = 0; s < sizeof(starts) / sizeof(starts[0]); s++) {
+		for (size_t n = 1; starts[s] + n <= NP; n += 9) {
+			size_t pg = starts[s];
+
+			memset(got, 0xEE, n * PS);
+			memset(gtags, 0xEE, n * 128);
+			assert_int_equal(tm_region_read_pages(r, pg, n, got, gtags, &err), 0);
+			assert_memory_equal(got, want + pg * PS, n * PS);
+			assert_memory_equal(gtags, wtags + pg * 128, n * 128);
+			memset(got, 0xEE, n * PS);
+			assert_int_equal(tm_region_read_pages(r, pg, n, got, NULL, &err), 0);
+			assert_memory_equal(got, want + pg * PS, n * PS);
+		}
+	}
+	assert_int_equal(tm_region_read_pages(r, NP - 2, 3, got, gtags, &err), -ERANGE);
+	assert_non_null(strstr(tm_error_msg(&err), "page 80"));
+}
+
 static void test_never_tagged_reads_zero(void **state)
 {
 	RT_REGION(state, f, r);
@@ -424,6 +472,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		RT_BOTH(test_write_read_page),
+		RT_BOTH(test_read_pages_matches),
 		RT_BOTH(test_never_tagged_reads_zero),
 		RT_BOTH(test_soft_shadow_lazy),
 		RT_BOTH(test_tags_packed_unpacked),
