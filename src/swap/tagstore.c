@@ -96,34 +96,23 @@ static size_t nibble_flags(uint64_t x)
 	return (size_t)((x * 0x0101010101010101ull) >> 56);
 }
 
-/* The word at byte 8k of p, with the nibbles of every byte swapped when
- * ea0 (EA0 reads the high nibble of a byte first). */
-static uint64_t load_word(const uint8_t *p, size_t k, bool ea0)
-{
-	const uint64_t lo = 0x0F0F0F0F0F0F0F0Full;
-	uint64_t w;
-
-	memcpy(&w, p + 8 * k, 8);
-	return ea0 ? ((w >> 4) & lo) | ((w & lo) << 4) : w;
-}
-
 /*
- * Runs of equal tags in a page: 1 + the granules whose tag differs from
- * the next granule's, eight bytes (16 granules) at a time, in one of the
- * two orders that matter: address order (granule 2i is the low nibble of
- * byte i: the stream codec's order) or, with ea0, the kernel's order (high
- * nibble first in each byte: EA0's). They differ where a run starts at an
- * odd granule: deciding whether EA0 can inline a page by the address-order
- * count would turn away pages it inlines.
+ * Runs of equal tags in a page in address order (granule 2i is the low
+ * nibble of byte i: the stream codec's order): 1 + the granules whose tag
+ * differs from the next granule's, eight bytes (16 granules) at a time.
  */
-static size_t count_runs(const struct tm_tagstore *ts, const uint8_t *p, bool ea0)
+static size_t count_runs(const struct tm_tagstore *ts, const uint8_t *p)
 {
 	const uint64_t lows = 0x1111111111111111ull;
 	size_t words = ts->packed / 8, changes = 0;
-	uint64_t w = load_word(p, 0, ea0), next = 0;
+	uint64_t w, next = 0;
 
+	memcpy(&w, p, 8);
 	for (size_t i = 0; i < words; i++) {
-		next = i + 1 < words ? load_word(p, i + 1, ea0) : 0;
+		if (i + 1 < words)
+			memcpy(&next, p + 8 * (i + 1), 8);
+		else
+			next = 0;
 		/* each nibble against the one after it (the next word's first
 		 * for the last nibble, except at the end of the page) */
 		uint64_t x = w ^ ((w >> 4) | (next << 60));
@@ -136,22 +125,6 @@ static size_t count_runs(const struct tm_tagstore *ts, const uint8_t *p, bool ea
 		w = next;
 	}
 	return changes + 1;
-}
-
-/*
- * Whether a page of nruns address-order runs has at most max EA0 ranges.
- * Swapping the nibbles of each byte can at most triple the changes between
- * neighbours (a change across bytes in one order without one there in the
- * other needs a change inside one of the two bytes, and those count in
- * both), so pages with more than 3 (max - 1) address-order changes are out
- * without a second count.
- */
-static bool ea0_may_fit(const struct tm_tagstore *ts, const uint8_t *p,
-			size_t nruns)
-{
-	if (nruns - 1 > 3 * ((size_t)ts->max_inline - 1))
-		return false;
-	return count_runs(ts, p, true) <= ts->max_inline;
 }
 
 /*
@@ -265,14 +238,16 @@ int tm_ts_value_make(const struct tm_tagstore *ts, const uint8_t *packed,
 		return 0;
 	}
 	/* An EA0 inline handle has bit 0 set and bit 63 clear (Linux stores it
-	 * as an XArray value the same way): it is the value itself. */
-	nruns = count_runs(ts, packed, false);
-	if (ea0_may_fit(ts, packed, nruns) &&
-	    tm_ea0_compress(ts->geom.page_size, packed, &handle, NULL) == 0 &&
+	 * as an XArray value the same way): it is the value itself. Tried
+	 * before counting runs: the encoder gives up at the first range too
+	 * many, so a page that does not fit costs a word or two, and one that
+	 * fits is not scanned twice more (measured 30 % of the tag work). */
+	if (tm_ea0_compress(ts->geom.page_size, packed, &handle, NULL) == 0 &&
 	    (handle & 1) && (handle >> 63) == 0) {
 		*val = handle;
 		return 0;
 	}
+	nruns = count_runs(ts, packed);
 	if (stream_class(ts, stream_floor(ts, nruns)) == RAW_CLASS)
 		return make_alloc(ts, RAW_CLASS, packed, ts->packed, val, err);
 	rc = tm_tagstream_encode(&ts->geom, packed, 1, STREAM_FLAGS, scratch,
