@@ -584,6 +584,34 @@ out:
 
 /* ---- discard ------------------------------------------------------ */
 
+/*
+ * MADV_DONTNEED in pieces of at most 1 MiB. With CONFIG_PT_RECLAIM (x86-64
+ * kernels since about 6.14; mm/pt_reclaim.c) a MADV_DONTNEED covering at
+ * least PMD_SIZE also frees the page tables it empties, and freeing a page
+ * table must flush the TLB of every CPU that has run the process - lazy
+ * ones included - by IPI. With a second thread of the process on the other
+ * CPU (a VMM's vCPUs, the swap pager's tag worker) that measured +45-60 us
+ * per 2 MiB discard in this VM (docs/BENCHMARKS.md §swap). A piece under
+ * PMD_SIZE (2 MiB here, 32/512 MiB with 16/64 KiB pages) never frees one;
+ * the emptied table stays for the next fault, as before PT_RECLAIM.
+ */
+#define TM_DISCARD_PIECE ((size_t)1 << 20)
+
+static int release_pages(tm_region *r, size_t pg, size_t n)
+{
+	uint8_t *a = tm_region_page_addr(r, pg), *end = a + n * r->page_size;
+
+	while (a < end) {
+		size_t len = (size_t)(end - a) < TM_DISCARD_PIECE ? (size_t)(end - a)
+								  : TM_DISCARD_PIECE;
+
+		if (madvise(a, len, MADV_DONTNEED))
+			return -errno;
+		a += len;
+	}
+	return 0;
+}
+
 int tm_region_discard(tm_region *r, size_t pg, size_t n, tm_error *err)
 {
 	int rc;
@@ -597,12 +625,12 @@ int tm_region_discard(tm_region *r, size_t pg, size_t n, tm_error *err)
 		return rc;
 	tm_abits_clear_range(r->present, pg, n);
 	r->ops->drop_tags(r, pg, n);
-	if (madvise(tm_region_page_addr(r, pg), n * r->page_size,
-		    MADV_DONTNEED))
-		return tm_error_set(err, -errno,
+	rc = release_pages(r, pg, n);
+	if (rc)
+		return tm_error_set(err, rc,
 				    "region '%s': discard pages [%zu, +%zu) "
 				    "(byte offset %#zx): madvise: %s", r->name,
-				    pg, n, pg * r->page_size, strerror(errno));
+				    pg, n, pg * r->page_size, strerror(-rc));
 	tm_region_mark_dirty(r, pg, pg + n - 1);
 	return after_change(r, pg, pg + n - 1, false, err);
 }

@@ -84,11 +84,11 @@ struct tm_tagworker {
 };
 
 /* Folios smaller than this do their tag work inline: the hand-off would
- * cost more than it hides. Swap-in only: on swap-out the worker's CPU
- * joins the address space, and the folio's discard (MADV_DONTNEED, which
- * on Linux >= 6.13 also frees the emptied page table) must then flush that
- * CPU's TLB by IPI - measured +60 us per 2 MiB folio in this VM, more than
- * the 47 us of tag work it hid (docs/BENCHMARKS.md §swap). */
+ * cost more than it hides. Swap-in only: swap-out builds its values inline,
+ * because handing them to the worker measured slower (0.81-0.85 of the
+ * untagged rate against 0.85-0.87 inline, docs/BENCHMARKS.md §swap): the
+ * worker's wake-up in this VM costs about what the 47 us of tag work per
+ * 2 MiB folio saves. */
 #define TM_TAGWORKER_MIN_ORDER 4u
 
 void tm_tagworker_start(struct tm_tagworker *w);
