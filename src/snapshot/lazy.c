@@ -106,7 +106,7 @@ static int lazy_region_start(tm_snapshot_lazy *l, size_t i, tm_region *r,
 	lr->r = r;
 	for (int j = 0; j < LAZY_SLOTS && !rc; j++) {
 		lr->slot[j].chunk = -1;
-		rc = snap_loadbuf_init(&lr->slot[j].buf, &l->s->L, err);
+		rc = snap_loadbuf_init(&lr->slot[j].buf, &l->s->L, false, err);
 	}
 	/* Drop whatever the region holds so every page faults to the file. */
 	if (!rc)

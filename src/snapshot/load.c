@@ -18,8 +18,10 @@
 
 const uint8_t tm_snap_zero_page[TM_PAGE_SIZE_MAX] __attribute__((aligned(SNAP_ALIGN)));
 
-int snap_loadbuf_init(snap_loadbuf *b, const snap_layout *L, tm_error *err)
+int snap_loadbuf_init(snap_loadbuf *b, const snap_layout *L, bool huge,
+		      tm_error *err)
 {
+	void *(*io_alloc)(size_t) = huge ? sfile_alloc_huge : sfile_alloc;
 	size_t cp = L->chunk_pages, ps = L->geom.page_size;
 	size_t tb = snap_tag_bytes(L);
 	bool ok;
@@ -28,14 +30,14 @@ int snap_loadbuf_init(snap_loadbuf *b, const snap_layout *L, tm_error *err)
 	b->dptr = calloc(cp, sizeof(*b->dptr));
 	b->tptr = calloc(cp, sizeof(*b->tptr));
 	if (L->flags & TM_SNAP_ZSTD) {
-		b->blob = sfile_alloc(cp * ps + tm_tagstream_bound(&L->geom, cp) + SNAP_ALIGN);
-		b->cat = sfile_alloc(cp * ps);
+		b->blob = io_alloc(cp * ps + tm_tagstream_bound(&L->geom, cp) + SNAP_ALIGN);
+		b->cat = io_alloc(cp * ps);
 		b->tcat = sfile_alloc(cp * tb);
 		b->dctx = ZSTD_createDCtx();
 		ok = b->blob && b->cat && b->tcat && b->dctx &&
 		     tm_tagstream_ctx_new(&b->tsx, NULL) == 0;
 	} else {
-		b->data = sfile_alloc(cp * ps + snap_tag_slot(cp, tb));
+		b->data = io_alloc(cp * ps + snap_tag_slot(cp, tb));
 		ok = b->data != NULL;
 	}
 	if (!ok || !b->dptr || !b->tptr) {

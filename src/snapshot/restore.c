@@ -267,7 +267,7 @@ static int run_chunks(tm_snapshot *s, tm_region *const *dst,
 		return tm_error_set(err, -ENOMEM, "snapshot: no memory for workers");
 	for (unsigned i = 0; i < p.threads && !rc; i++) {
 		p.ws[i] = calloc(1, sizeof(snap_loadbuf));
-		rc = p.ws[i] ? snap_loadbuf_init(p.ws[i], &s->L, err)
+		rc = p.ws[i] ? snap_loadbuf_init(p.ws[i], &s->L, true, err)
 			     : tm_error_set(err, -ENOMEM, "snapshot: no memory for workers");
 	}
 	if (!rc)

@@ -68,7 +68,7 @@ static struct save_ws *save_ws_new(const snap_layout *L)
 
 	if (!w)
 		return NULL;
-	w->data = sfile_alloc(cp * ps);
+	w->data = sfile_alloc_huge(cp * ps);
 	w->tags = sfile_alloc(snap_tag_slot(cp, tb));
 	w->dptr = calloc(cp, sizeof(*w->dptr));
 	w->iov = calloc(2 * cp + 4, sizeof(*w->iov));
@@ -76,7 +76,7 @@ static struct save_ws *save_ws_new(const snap_layout *L)
 	w->tbits = calloc(tm_bitmap_words(cp), 8);
 	if (L->flags & TM_SNAP_ZSTD) {
 		w->blob_cap = ZSTD_compressBound(cp * ps) + tm_tagstream_bound(&L->geom, cp) + SNAP_ALIGN;
-		w->blob = sfile_alloc(w->blob_cap);
+		w->blob = sfile_alloc_huge(w->blob_cap);
 		w->tcat = sfile_alloc(cp * tb);
 		w->cctx = ZSTD_createCCtx();
 		if (tm_tagstream_ctx_new(&w->tsx, NULL))

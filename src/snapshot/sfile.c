@@ -326,18 +326,8 @@ out:
 	return 0;
 }
 
-/*
- * Buffers of half a huge page or more are huge-page aligned and asked to be
- * backed by transparent huge pages. An O_DIRECT transfer gets one DMA
- * segment per physically contiguous run of its buffer: from 4 KiB pages a
- * 1 MiB read needs 256 segments, more than virtio-blk's usual 254, and the
- * block layer splits it in two requests; from a huge page it is one. On
- * this project's VM that made O_DIRECT reads 1.4-1.7x faster
- * (docs/BENCHMARKS.md, snapshot). Where THP is off the advice is ignored.
- */
-void *sfile_alloc(size_t len)
+static void *alloc_aligned(size_t len, size_t align)
 {
-	size_t align = len >= SFILE_HUGE / 2 ? SFILE_HUGE : SFILE_ALIGN;
 	void *p = NULL;
 
 	len = (len + align - 1) / align * align;
@@ -349,4 +339,24 @@ void *sfile_alloc(size_t len)
 		madvise(p, len, MADV_HUGEPAGE);
 	memset(p, 0, len);
 	return p;
+}
+
+void *sfile_alloc(size_t len)
+{
+	return alloc_aligned(len, SFILE_ALIGN);
+}
+
+/*
+ * Huge-page aligned and asked to be backed by transparent huge pages. An
+ * O_DIRECT transfer gets one DMA segment per physically contiguous run of
+ * its buffer: from 4 KiB pages a 1 MiB read needs 256 segments, more than
+ * virtio-blk's usual 254, and the block layer splits it in two requests;
+ * from a huge page it is one. On this project's VM that made O_DIRECT
+ * reads 1.4-1.7x faster (docs/BENCHMARKS.md, snapshot). Where THP is off
+ * the advice is ignored. Rounds len up to 2 MiB, so only for the few
+ * long-lived buffers of the eager worker pools.
+ */
+void *sfile_alloc_huge(size_t len)
+{
+	return alloc_aligned(len, len >= SFILE_HUGE / 2 ? SFILE_HUGE : SFILE_ALIGN);
 }

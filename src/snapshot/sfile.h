@@ -62,8 +62,11 @@ int sfile_pwritev(sfile *f, struct iovec *iov, int cnt, uint64_t off,
 /* Read exactly len bytes; -EBADMSG naming the offset at end of file. */
 int sfile_pread(sfile *f, void *buf, size_t len, uint64_t off, tm_error *err);
 
-/* Zeroed allocation for I/O: SFILE_ALIGN-aligned, huge-page aligned and
- * THP-advised from 1 MiB up (len rounded up); free with free(). */
+/* SFILE_ALIGN-aligned zeroed allocation (len rounded up); free with free(). */
 void *sfile_alloc(size_t len);
+/* The same for chunk-sized I/O buffers of the save/restore/verify worker
+ * pools: from 1 MiB up, 2 MiB aligned (len rounded up) and advised into
+ * transparent huge pages, so an O_DIRECT chunk is one DMA segment. */
+void *sfile_alloc_huge(size_t len);
 
 #endif

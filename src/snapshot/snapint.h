@@ -35,7 +35,10 @@ typedef struct snap_loadbuf {
 	uint64_t stored_data, stored_tags; /* bytes read for this chunk */
 } snap_loadbuf;
 
-int snap_loadbuf_init(snap_loadbuf *b, const snap_layout *L, tm_error *err);
+/* huge: chunk buffers in transparent huge pages (sfile_alloc_huge), for
+ * the eager pools; lazy restore keeps 4 per region and does not. */
+int snap_loadbuf_init(snap_loadbuf *b, const snap_layout *L, bool huge,
+		      tm_error *err);
 void snap_loadbuf_free(snap_loadbuf *b);
 
 /*
