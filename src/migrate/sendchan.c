@@ -76,20 +76,26 @@ static unsigned job_pages(const tm_job *j)
 	return n;
 }
 
-int tm_schan_push(tm_schan *c, const tm_job *j)
+/* Wait on the channel's condition for at most 50 ms (lock held): a stop
+ * is noticed even without a broadcast. */
+static void wait_a_while(tm_schan *c)
 {
 	struct timespec ts;
 
-	pthread_mutex_lock(&c->lock);
-	while (c->count == TM_QUEUE_CAP && !tm_mig_stopping(c->m)) {
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += 50 * 1000 * 1000;
-		if (ts.tv_nsec >= 1000000000) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000;
-		}
-		pthread_cond_timedwait(&c->cv, &c->lock, &ts);
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_nsec += 50 * 1000 * 1000;
+	if (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
 	}
+	pthread_cond_timedwait(&c->cv, &c->lock, &ts);
+}
+
+int tm_schan_push(tm_schan *c, const tm_job *j)
+{
+	pthread_mutex_lock(&c->lock);
+	while (c->count == TM_QUEUE_CAP && !tm_mig_stopping(c->m))
+		wait_a_while(c);
 	if (tm_mig_stopping(c->m)) {
 		pthread_mutex_unlock(&c->lock);
 		return -ECANCELED;
@@ -106,17 +112,8 @@ int tm_schan_push(tm_schan *c, const tm_job *j)
 static bool pop(tm_schan *c, tm_job *j)
 {
 	pthread_mutex_lock(&c->lock);
-	while (c->count == 0 && !tm_mig_stopping(c->m)) {
-		struct timespec ts;
-
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += 50 * 1000 * 1000;
-		if (ts.tv_nsec >= 1000000000) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000;
-		}
-		pthread_cond_timedwait(&c->cv, &c->lock, &ts);
-	}
+	while (c->count == 0 && !tm_mig_stopping(c->m))
+		wait_a_while(c);
 	bool ok = c->count > 0 && !tm_mig_stopping(c->m);
 	if (ok)
 		*j = c->ring[c->head];

@@ -364,6 +364,13 @@ int tm_region_read_pages(tm_region *r, size_t pg, size_t n, void *data,
 	return rc ? backend_fail(r, rc, "read", pg, err) : 0;
 }
 
+/* After a page was written or zeroed whole: dirty, and checked. */
+static int page_placed(tm_region *r, size_t pg, tm_error *err)
+{
+	tm_region_mark_dirty(r, pg, pg);
+	return after_change(r, pg, pg, true, err);
+}
+
 int tm_region_write_page(tm_region *r, size_t pg, const void *data,
 			 const uint8_t *tags, tm_error *err)
 {
@@ -381,11 +388,7 @@ int tm_region_write_page(tm_region *r, size_t pg, const void *data,
 		return backend_fail(r, rc, "write", pg, err);
 	tm_abit_set(r->present, pg);
 out:
-	if (rc == 0) {
-		tm_region_mark_dirty(r, pg, pg);
-		rc = after_change(r, pg, pg, true, err);
-	}
-	return rc;
+	return rc ? rc : page_placed(r, pg, err);
 }
 
 int tm_region_zero_page(tm_region *r, size_t pg, tm_error *err)
@@ -404,11 +407,7 @@ int tm_region_zero_page(tm_region *r, size_t pg, tm_error *err)
 		return backend_fail(r, rc, "zero", pg, err);
 	tm_abit_set(r->present, pg);
 out:
-	if (rc == 0) {
-		tm_region_mark_dirty(r, pg, pg);
-		rc = after_change(r, pg, pg, true, err);
-	}
-	return rc;
+	return rc ? rc : page_placed(r, pg, err);
 }
 
 /* ---- tags --------------------------------------------------------- */

@@ -236,25 +236,6 @@ static void direct_refused(sfile *f, int rc)
 	}
 }
 
-int sfile_pwrite(sfile *f, const void *buf, size_t len, uint64_t off,
-		 tm_error *err)
-{
-	int rc;
-
-	if (aligned_io(f, buf, len, off)) {
-		rc = tm_pwrite_full(f->dfd, buf, len, off);
-		if (rc != -EINVAL)
-			goto out;
-		direct_refused(f, rc);
-	}
-	rc = tm_pwrite_full(f->fd, buf, len, off);
-out:
-	if (rc)
-		return tm_error_set(err, rc, "%s: write of %zu bytes at offset %" PRIu64 " (0x%" PRIx64 ") failed: %s",
-				    f->path, len, off, off, strerror(-rc));
-	return 0;
-}
-
 static bool aligned_iov(const sfile *f, const struct iovec *iov, int cnt,
 			uint64_t off)
 {
@@ -303,6 +284,16 @@ out:
 		return tm_error_set(err, rc, "%s: write of %zu bytes at offset %" PRIu64 " (0x%" PRIx64 ") failed: %s",
 				    f->path, len, off, off, strerror(-rc));
 	return 0;
+}
+
+/* One buffer: the vectored path with one entry (pwritev does not write to
+ * the buffer, hence the cast). */
+int sfile_pwrite(sfile *f, const void *buf, size_t len, uint64_t off,
+		 tm_error *err)
+{
+	struct iovec v = { (void *)buf, len };
+
+	return sfile_pwritev(f, &v, 1, off, err);
 }
 
 int sfile_pread(sfile *f, void *buf, size_t len, uint64_t off, tm_error *err)

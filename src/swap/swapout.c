@@ -103,13 +103,13 @@ static void free_vals(uint64_t *vals, size_t n)
 			tm_ts_value_free(vals[i]);
 }
 
-/* Build every tagged subpage's value; on failure none is kept. */
+/* Build every tagged subpage's value into j->vals (zeroed by the job's
+ * initializer; untagged subpages stay 0); on failure none is kept. */
 static int make_values(struct make_job *j, tm_error *err)
 {
 	struct out_folio *f = j->f;
 	int rc = 0;
 
-	memset(j->vals, 0, f->n * sizeof(j->vals[0]));
 	for (size_t i = 0; i < f->n && !rc; i++)
 		if (f->tagged[i])
 			rc = tm_ts_value_make(&j->p->sf->ts, f->b->tags + i * j->p->packed,

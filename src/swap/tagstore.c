@@ -69,7 +69,6 @@ static int init_uniform(struct tm_tagstore *ts, tm_error *err)
 			return tm_error_wrap(err, -EINVAL,
 					     "tag store: EA0 handle of a one-tag page");
 	}
-	ts->max_inline = tm_ea0_max_inline_ranges(ts->geom.page_size);
 	return 0;
 }
 

@@ -33,7 +33,6 @@ struct tm_tagstore {
 	tm_geom geom;                       /* MTE at the swap page size */
 	size_t packed;                      /* packed tag bytes per page */
 	uint64_t uniform[16];               /* EA0 handle of a page all tag t */
-	unsigned max_inline;                /* EA0 inline runs at this size */
 	uint16_t *floor;                    /* [nruns]: least stream record */
 	uint64_t allocs[TM_TS_NCLASSES];    /* under lock */
 	uint64_t frees[TM_TS_NCLASSES];

@@ -1,7 +1,7 @@
 /*
- * tagworker.c - one helper thread per pager that does a folio's tag work
- * (building the tag-store values on swap-out, decoding them on swap-in)
- * while the calling thread does the folio's file I/O. The two are
+ * tagworker.c - one helper thread per pager that decodes a folio's tag
+ * values on swap-in while the calling thread reads the folio's data
+ * (swap-out builds its values inline: see TM_TAGWORKER_MIN_ORDER). The two are
  * independent: tags never go to the file. On a machine with a spare CPU
  * the tag work then costs no wall time; on a busy one it costs what it
  * would cost inline. One job at a time: a caller that finds the worker busy

@@ -182,6 +182,22 @@ static inline void st_rmdir(const char *dir)
 	assert_int_equal(system(cmd), 0);
 }
 
+/* Each test program's scratch directory `dir` (declared by the program)
+ * and the cmocka group setup/teardown that make and remove it. */
+#define ST_DIR_GROUP(tag)                                                \
+	static int st_group_setup(void **state)                         \
+	{                                                                \
+		(void)state;                                             \
+		st_tmpdir(dir, sizeof(dir), tag);                        \
+		return 0;                                                \
+	}                                                                \
+	static int st_group_teardown(void **state)                      \
+	{                                                                \
+		(void)state;                                             \
+		st_rmdir(dir);                                           \
+		return 0;                                                \
+	}
+
 /* Copy a file, leaving all-zero 4 KiB blocks as holes (files stay sparse). */
 static inline void st_copy(const char *from, const char *to)
 {

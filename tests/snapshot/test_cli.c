@@ -114,19 +114,7 @@ static void test_core_commands(void **state)
 	unlink(snap);
 }
 
-static int setup(void **state)
-{
-	(void)state;
-	st_tmpdir(dir, sizeof(dir), "cli");
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	st_rmdir(dir);
-	return 0;
-}
+ST_DIR_GROUP("cli")
 
 int main(int argc, char **argv)
 {
@@ -140,5 +128,5 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	tagmem = argv[1];
-	return cmocka_run_group_tests(tests, setup, teardown);
+	return cmocka_run_group_tests(tests, st_group_setup, st_group_teardown);
 }

@@ -461,19 +461,7 @@ static void test_refuses_bad_layout(void **state)
 	tm_region_destroy(b);
 }
 
-static int setup(void **state)
-{
-	(void)state;
-	st_tmpdir(dir, sizeof(dir), "core");
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	st_rmdir(dir);
-	return 0;
-}
+ST_DIR_GROUP("core")
 
 int main(void)
 {
@@ -485,5 +473,5 @@ int main(void)
 		cmocka_unit_test(test_refuses_bad_layout),
 	};
 
-	return cmocka_run_group_tests(tests, setup, teardown);
+	return cmocka_run_group_tests(tests, st_group_setup, st_group_teardown);
 }

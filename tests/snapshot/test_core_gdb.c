@@ -249,19 +249,7 @@ static void test_reads_gdb_gcore(void **state)
 	unlink(path);
 }
 
-static int setup(void **state)
-{
-	(void)state;
-	st_tmpdir(dir, sizeof(dir), "gdb");
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	st_rmdir(dir);
-	return 0;
-}
+ST_DIR_GROUP("gdb")
 
 int main(void)
 {
@@ -270,5 +258,5 @@ int main(void)
 		cmocka_unit_test(test_reads_gdb_gcore),
 	};
 
-	return cmocka_run_group_tests(tests, setup, teardown);
+	return cmocka_run_group_tests(tests, st_group_setup, st_group_teardown);
 }

@@ -377,19 +377,7 @@ static void test_appended_garbage(void **state)
 	free_fixture(&f);
 }
 
-static int setup(void **state)
-{
-	(void)state;
-	st_tmpdir(dir, sizeof(dir), "corrupt");
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	st_rmdir(dir);
-	return 0;
-}
+ST_DIR_GROUP("corrupt")
 
 int main(void)
 {
@@ -403,5 +391,5 @@ int main(void)
 		cmocka_unit_test(test_appended_garbage),
 	};
 
-	return cmocka_run_group_tests(tests, setup, teardown);
+	return cmocka_run_group_tests(tests, st_group_setup, st_group_teardown);
 }

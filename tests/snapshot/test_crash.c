@@ -193,19 +193,7 @@ static void test_killed_from_outside(void **state)
 	assert_true(killed >= 1);
 }
 
-static int setup(void **state)
-{
-	(void)state;
-	st_tmpdir(dir, sizeof(dir), "crash");
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	st_rmdir(dir);
-	return 0;
-}
+ST_DIR_GROUP("crash")
 
 int main(void)
 {
@@ -215,5 +203,5 @@ int main(void)
 		cmocka_unit_test(test_killed_from_outside),
 	};
 
-	return cmocka_run_group_tests(tests, setup, teardown);
+	return cmocka_run_group_tests(tests, st_group_setup, st_group_teardown);
 }

@@ -230,19 +230,7 @@ static void test_bad_chunk(void **state)
 	free_file(&f);
 }
 
-static int setup(void **state)
-{
-	(void)state;
-	st_tmpdir(dir, sizeof(dir), "lazy");
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	st_rmdir(dir);
-	return 0;
-}
+ST_DIR_GROUP("lazy")
 
 int main(void)
 {
@@ -252,5 +240,5 @@ int main(void)
 		cmocka_unit_test(test_bad_chunk),
 	};
 
-	return cmocka_run_group_tests(tests, setup, teardown);
+	return cmocka_run_group_tests(tests, st_group_setup, st_group_teardown);
 }

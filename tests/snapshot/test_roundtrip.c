@@ -319,19 +319,7 @@ static void test_tag_ratio(void **state)
 	tm_region_destroy(r);
 }
 
-static int setup(void **state)
-{
-	(void)state;
-	st_tmpdir(dir, sizeof(dir), "rt");
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	st_rmdir(dir);
-	return 0;
-}
+ST_DIR_GROUP("rt")
 
 int main(void)
 {
@@ -346,5 +334,5 @@ int main(void)
 		cmocka_unit_test(test_tag_ratio),
 	};
 
-	return cmocka_run_group_tests(tests, setup, teardown);
+	return cmocka_run_group_tests(tests, st_group_setup, st_group_teardown);
 }
