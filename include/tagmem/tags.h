@@ -237,6 +237,27 @@ int tm_tagstream_encode_ctx(tm_tagstream_ctx *c, const tm_geom *g, const uint8_t
 int tm_tagstream_decode_ctx(tm_tagstream_ctx *c, const tm_geom *g, const uint8_t *in,
 			    size_t inlen, size_t npages, uint8_t *packed, tm_error *err);
 
+/*
+ * One page at a time, for callers that keep pages apart (the swap tag
+ * store): a one-page block, the exact bytes tm_tagstream_encode(g, packed,
+ * 1, 0, ...) writes, and a decoder that accepts exactly the blocks (and
+ * writes exactly the tags) tm_tagstream_decode(g, in, inlen, 1, ...) does,
+ * errors included - but for 4-bit tags in whole words (MTE at every page
+ * size) without the general code's per-call setup: about a third of its
+ * time per page (docs/BENCHMARKS.md §swap). Other geometries and zstd
+ * blocks simply go through the general calls.
+ *
+ * encode: -ENOSPC when the block would not fit cap. With err == NULL this
+ * is found as soon as the runs pass cap, so a caller that only keeps blocks
+ * below some size passes that size as cap; with err the general encoder is
+ * asked again for its message. Neither call allocates; both are
+ * thread-safe (no state).
+ */
+int tm_tagstream_encode_page(const tm_geom *g, const uint8_t *packed, uint8_t *out,
+			     size_t cap, size_t *outlen, tm_error *err);
+int tm_tagstream_decode_page(const tm_geom *g, const uint8_t *in, size_t inlen,
+			     uint8_t *packed, tm_error *err);
+
 /* ------------------------------------------------------------------ */
 /* Tag corpus: realistic tag layouts for tests, benchmarks and demos    */
 /* ------------------------------------------------------------------ */

@@ -88,78 +88,22 @@ static int uniform_tag(const struct tm_tagstore *ts, const uint8_t *p)
 	return p[0] & 0xF;
 }
 
-/* How many nibbles of x are 1 (each nibble is 0 or 1): fold to byte sums,
- * then add the bytes with one multiply (no popcount instruction needed). */
-static size_t nibble_flags(uint64_t x)
+/* The largest stream record kept: the capacity of the biggest class below
+ * the raw size, minus its 2-byte length. A page whose record would be
+ * longer is stored raw, and the one-page encoder stops as soon as the
+ * record passes this size. The encoder writes the plain runs form only:
+ * the regular form (TM_TAGSTREAM_REGULAR) would shrink the mix from 36 to
+ * 29 bytes per tagged page and allocator pages from 69 to 50, but it is
+ * only in the general encoder, which measured three times the time per
+ * page (docs/BENCHMARKS.md §swap), and swap throughput is the target at
+ * risk. */
+static size_t max_record(size_t packed)
 {
-	x = (x + (x >> 4)) & 0x0F0F0F0F0F0F0F0Full;
-	return (size_t)((x * 0x0101010101010101ull) >> 56);
-}
+	size_t cap = 0;
 
-/*
- * Runs of equal tags in a page in address order (granule 2i is the low
- * nibble of byte i: the stream codec's order): 1 + the granules whose tag
- * differs from the next granule's, eight bytes (16 granules) at a time.
- */
-static size_t count_runs(const struct tm_tagstore *ts, const uint8_t *p)
-{
-	const uint64_t lows = 0x1111111111111111ull;
-	size_t words = ts->packed / 8, changes = 0;
-	uint64_t w, next = 0;
-
-	memcpy(&w, p, 8);
-	for (size_t i = 0; i < words; i++) {
-		if (i + 1 < words)
-			memcpy(&next, p + 8 * (i + 1), 8);
-		else
-			next = 0;
-		/* each nibble against the one after it (the next word's first
-		 * for the last nibble, except at the end of the page) */
-		uint64_t x = w ^ ((w >> 4) | (next << 60));
-
-		if (i + 1 == words)
-			x &= ~((uint64_t)0xF << 60);
-		x |= x >> 1;
-		x |= x >> 2;
-		changes += nibble_flags(x & lows);
-		w = next;
-	}
-	return changes + 1;
-}
-
-/*
- * Stream-codec flags for tag values. TM_TAGSTREAM_REGULAR (an allocator
- * page of one chunk size costs its run values and two lengths) shrinks the
- * mix from 36 to 29 bytes per tagged page and allocator pages from 69 to
- * 50, but measured ~700 (encode) and ~1000 (decode) more instructions per
- * page, most of it in the codec's per-call setup; swap throughput is the
- * target at risk (docs/BENCHMARKS.md §swap), so it is off.
- */
-#define STREAM_FLAGS 0u
-
-/* Fewest bytes a one-page stream record of nruns runs can take: the
- * codec's own floor for the page, plus the one-page block header (3 bytes)
- * and its class byte (docs/FORMAT.md §tags "Tag stream"). Tabulated once
- * per run count at init: the codec's floor is a pure function of the
- * geometry and the run count, and computing it costs more than an encode. */
-static int init_floors(struct tm_tagstore *ts, tm_error *err)
-{
-	size_t g = tm_geom_granules(&ts->geom);
-
-	ts->floor = calloc(g + 1, sizeof(*ts->floor));
-	if (!ts->floor)
-		return tm_error_set(err, -ENOMEM, "tag store: stream floor table");
-	for (size_t n = 1; n <= g; n++) {
-		size_t b = 3 + 1 + tm_tagstream_page_min_bytes(&ts->geom, n, STREAM_FLAGS);
-
-		ts->floor[n] = (uint16_t)(b < UINT16_MAX ? b : UINT16_MAX);
-	}
-	return 0;
-}
-
-static size_t stream_floor(const struct tm_tagstore *ts, size_t nruns)
-{
-	return ts->floor[nruns];
+	for (unsigned c = 0; c < RAW_CLASS && ((size_t)16 << c) < packed; c++)
+		cap = ((size_t)16 << c) - 2;
+	return cap;
 }
 
 int tm_tagstore_init(struct tm_tagstore *ts, uint32_t page_size, tm_error *err)
@@ -176,15 +120,12 @@ int tm_tagstore_init(struct tm_tagstore *ts, uint32_t page_size, tm_error *err)
 				    tm_tagstream_bound(&ts->geom, 1), page_size,
 				    TM_TS_SCRATCH);
 	ts->packed = tm_geom_packed_bytes(&ts->geom);
+	ts->max_record = max_record(ts->packed);
 	rc = init_uniform(ts, err);
-	if (!rc)
-		rc = init_floors(ts, err);
 	if (!rc && pthread_mutex_init(&ts->lock, NULL) != 0)
 		rc = tm_error_set(err, -ENOMEM, "tag store: mutex init failed");
-	if (rc) {
-		free(ts->floor);
+	if (rc)
 		memset(ts, 0, sizeof(*ts));
-	}
 	return rc;
 }
 
@@ -244,7 +185,7 @@ int tm_ts_value_make(const struct tm_tagstore *ts, const uint8_t *packed,
 {
 	uint8_t scratch[TM_TS_SCRATCH];
 	uint64_t handle;
-	size_t len, nruns;
+	size_t len;
 	int t = uniform_tag(ts, packed), rc;
 
 	if (t >= 0) {
@@ -253,26 +194,22 @@ int tm_ts_value_make(const struct tm_tagstore *ts, const uint8_t *packed,
 	}
 	/* An EA0 inline handle has bit 0 set and bit 63 clear (Linux stores it
 	 * as an XArray value the same way): it is the value itself. Tried
-	 * before counting runs: the encoder gives up at the first range too
-	 * many, so a page that does not fit costs a word or two, and one that
-	 * fits is not scanned twice more (measured 30 % of the tag work). */
+	 * before the stream encoding: the EA0 encoder gives up at the first
+	 * range too many, so a page that does not fit costs a word or two,
+	 * and one that fits is not scanned again (measured 30 % of the tag
+	 * work when runs were counted first). */
 	if (tm_ea0_compress(ts->geom.page_size, packed, &handle, NULL) == 0 &&
 	    (handle & 1) && (handle >> 63) == 0) {
 		*val = handle;
 		return 0;
 	}
-	nruns = count_runs(ts, packed);
-	if (stream_class(ts, stream_floor(ts, nruns)) == RAW_CLASS)
+	rc = tm_tagstream_encode_page(&ts->geom, packed, scratch, ts->max_record, &len,
+				      NULL);
+	if (rc == -ENOSPC)
 		return make_alloc(ts, RAW_CLASS, packed, ts->packed, val, err);
-	rc = tm_tagstream_encode(&ts->geom, packed, 1, STREAM_FLAGS, scratch,
-				 sizeof(scratch), &len, err);
 	if (rc)
-		return rc;
-	unsigned cls = stream_class(ts, len);
-
-	if (cls == RAW_CLASS)
-		return make_alloc(ts, cls, packed, ts->packed, val, err);
-	return make_alloc(ts, cls, scratch, len, val, err);
+		return tm_error_set(err, rc, "tag store: stream encode of a page failed");
+	return make_alloc(ts, stream_class(ts, len), scratch, len, val, err);
 }
 
 int tm_ts_value_decode(const struct tm_tagstore *ts, uint64_t val,
@@ -302,7 +239,7 @@ int tm_ts_value_decode(const struct tm_tagstore *ts, uint64_t val,
 		return tm_error_set(err, -EBADMSG,
 				    "tag store: record length %zu exceeds its %zu B class",
 				    len, cap);
-	return tm_tagstream_decode(&ts->geom, p + 2, len, 1, packed, err);
+	return tm_tagstream_decode_page(&ts->geom, p + 2, len, packed, err);
 }
 
 void tm_ts_value_free(uint64_t val)
@@ -565,8 +502,6 @@ void tm_tagstore_fini(struct tm_tagstore *ts)
 	tm_tagstore_invalidate(ts, 0, UINT64_MAX, NULL, NULL);
 	JudyLFreeArray((PPvoid_t)&ts->judy, PJE0);
 	pthread_mutex_destroy(&ts->lock);
-	free(ts->floor);
-	ts->floor = NULL;
 	ts->packed = 0;
 }
 

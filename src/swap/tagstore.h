@@ -33,7 +33,7 @@ struct tm_tagstore {
 	tm_geom geom;                       /* MTE at the swap page size */
 	size_t packed;                      /* packed tag bytes per page */
 	uint64_t uniform[16];               /* EA0 handle of a page all tag t */
-	uint16_t *floor;                    /* [nruns]: least stream record */
+	size_t max_record;                  /* longest stream record kept */
 	uint64_t allocs[TM_TS_NCLASSES];    /* under lock */
 	uint64_t frees[TM_TS_NCLASSES];
 	uint64_t bytes_used;

@@ -45,14 +45,10 @@
 #include <zstd.h>
 
 #include "tags/runs.h"
+#include "tags/tagstream_internal.h"
 
-#define TS_VERSION 1
-#define TS_FLAG_ZSTD 0x01
-#define TS_MAX_RUNS 4096  /* more runs than this never beat raw for MTE */
 #define TS_ZSTD_LEVEL 3
 #define TS_HEADER_MAX (2 + 10 + 10)
-
-enum { C_ZERO = 0, C_ONE = 1, C_RUNS = 2, C_RAW = 3 };
 
 /* The geometry as the codec sees it. */
 struct ts_geom {
@@ -65,7 +61,6 @@ struct ts_geom {
 	bool regular;     /* encoder: regular form allowed */
 };
 
-static size_t varint_len(uint64_t v);
 static size_t values_bytes(const struct ts_geom *t, size_t n);
 
 /* Fewest payload bytes a page of n >= 2 runs can cost (1-byte lengths). */
@@ -115,55 +110,6 @@ static int ts_geom_from(const tm_geom *g, struct ts_geom *t, tm_error *err)
 	return 0;
 }
 
-/* ------------------------------------------------------------------ */
-/* varints (LEB128, minimal form only)                                 */
-/* ------------------------------------------------------------------ */
-
-static size_t varint_len(uint64_t v)
-{
-	size_t n = 1;
-
-	while (v >= 0x80) {
-		v >>= 7;
-		n++;
-	}
-	return n;
-}
-
-static size_t varint_put(uint8_t *p, uint64_t v)
-{
-	size_t n = 0;
-
-	while (v >= 0x80) {
-		p[n++] = (uint8_t)(v | 0x80);
-		v >>= 7;
-	}
-	p[n++] = (uint8_t)v;
-	return n;
-}
-
-/* 0 and *used on success; -1 truncated; -2 over-long or non-minimal. */
-static int varint_get(const uint8_t *p, size_t avail, uint64_t *v, size_t *used)
-{
-	uint64_t x = 0;
-
-	for (size_t i = 0; i < 10; i++) {
-		if (i >= avail)
-			return -1;
-		x |= (uint64_t)(p[i] & 0x7f) << (7 * i);
-		if (!(p[i] & 0x80)) {
-			if (i > 0 && p[i] == 0)
-				return -2;
-			if (i == 9 && p[i] > 1)
-				return -2;
-			*v = x;
-			*used = i + 1;
-			return 0;
-		}
-	}
-	return -2;
-}
-
 static size_t values_bytes(const struct ts_geom *t, size_t n)
 {
 	return t->bits <= 4 ? (n + 1) / 2 : n;
@@ -201,25 +147,6 @@ static bool is_regular(const struct run_buf *rb)
 static bool fast4(const struct ts_geom *t)
 {
 	return t->bits == 4 && t->pbytes % 8 == 0 && t->pbytes * 2 == t->items;
-}
-
-/* Bit 4j set: item 16k + j starts a run (differs from the item before it;
- * prev is word k - 1, or 0 with k == 0 where item 0 is not counted). */
-static uint64_t starts4(uint64_t w, uint64_t prev, size_t k)
-{
-	uint64_t d = w ^ ((w << 4) | (prev >> 60));
-
-	d |= d >> 2;
-	d |= d >> 1;
-	return d & 0x1111111111111111ull & (k ? ~0ull : ~1ull);
-}
-
-/* Set flags of a starts4() mask: nibble sums folded into bytes, then all
- * bytes added with one multiply (at most 16, no carry between bytes). */
-static size_t flags4(uint64_t m)
-{
-	m = (m + (m >> 4)) & 0x0F0F0F0F0F0F0F0Full;
-	return (size_t)((m * 0x0101010101010101ull) >> 56);
 }
 
 /* Runs of a page, or a value > limit once there are more than limit. */
@@ -624,7 +551,9 @@ static int get_len(const uint8_t *b, size_t blen, size_t *o, uint64_t *len,
 		return bad(w, page, *o, "%s %s of run %zu", rc == -1 ? "truncated" : "malformed",
 			   what, i);
 	*o += used;
-	*len += 1;
+	/* saturate: 2^64 - 1 + 1 would wrap to a run of no items, which the
+	 * callers' range checks would then let through */
+	*len = *len == UINT64_MAX ? UINT64_MAX : *len + 1;
 	return 0;
 }
 
@@ -646,26 +575,6 @@ static int regular_lens(const struct ts_geom *t, const uint8_t *b, size_t blen, 
 			   "the last run of a %zu-item page", (unsigned long long)*first, n - 2,
 			   (unsigned long long)*period, t->items);
 	return 0;
-}
-
-/*
- * Write 4-bit run [start, start + len) of value v into a page being built
- * run after run from item 0: whole 8-byte stores of the value, which may
- * run up to 7 bytes past the run (the next runs overwrite them, and the
- * one-pass buffer has the slack after the last page); a run starting at
- * an odd item first sets the high nibble it shares with the run before.
- */
-static void fill4_seq(uint8_t *out, size_t start, size_t len, unsigned v)
-{
-	uint64_t pat = 0x1111111111111111ull * v;
-	size_t end = (start + len + 1) / 2;
-
-	if (start & 1) {
-		out[start / 2] = (uint8_t)((out[start / 2] & 0x0F) | (v << 4));
-		start++;
-	}
-	for (size_t b = start / 2; b < end; b += 8)
-		memcpy(out + b, &pat, 8);
 }
 
 /* Parse (and with out != NULL, write) one runs payload at b[*pos]; check:
