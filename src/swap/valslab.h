@@ -15,10 +15,13 @@
  *     16-byte aligned offset, so every object is 16-byte aligned (the store
  *     keeps its class in the low bits of the pointer);
  *   - a block's free objects form a singly linked list through the objects
- *     themselves; objects never handed out are carved lazily from the end
- *     (a new block is not touched beyond its header);
- *   - blocks with free objects sit on the class's partial list, full ones
- *     on its full list (so fini finds them); at most one entirely free block
+ *     themselves; objects never handed out are carved lazily, in address
+ *     order, from the untouched rest of the block (a new block is not
+ *     touched beyond its header);
+ *   - blocks with free objects sit on the class's partial list, the one
+ *     last freed into first (alloc then reuses the object just freed, still
+ *     in cache), full ones on its full list (so fini finds them); alloc
+ *     takes from the head of the partial list; at most one entirely free block
  *     per class is kept as a spare, the others go back to the C library at
  *     once, so an emptied store gives its memory back.
  * alloc and free are O(1).
@@ -26,7 +29,8 @@
  * NOT thread-safe: the caller serialises every call on one slab (the tag
  * store holds its mutex around them). Different slabs are independent.
  *
- * Debug builds (TM_REGION_CHECKS, or NDEBUG not defined) check in free and
+ * Debug builds (TM_REGION_CHECKS, or NDEBUG not defined: meson's default
+ * debugoptimized build included, as it leaves NDEBUG undefined) check in free and
  * alloc that the class exists and that the object is at an object boundary
  * of a live block of that class and slab, and abort with a message
  * otherwise. The checks read the block header the pointer masks to, so a
