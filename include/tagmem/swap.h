@@ -206,7 +206,12 @@ typedef struct tm_tagstore_stats {
 	 * tagged 4 KiB page (bytes_uncompressed). */
 	uint64_t bytes_used;
 	uint64_t bytes_uncompressed;       /* entries * packed bytes per page */
-	uint64_t index_bytes;              /* memory of the Judy index itself */
+	/* Memory of the index itself: the Judy array plus its 64-slot leaves
+	 * (8 bytes per slot of a leaf that holds any value). */
+	uint64_t index_bytes;
+	/* Memory the value objects' slab holds (blocks, free objects and one
+	 * spare block per class included): what bytes_used costs for real. */
+	uint64_t object_bytes;
 } tm_tagstore_stats;
 
 typedef struct tm_swap_stats {

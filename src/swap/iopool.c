@@ -13,7 +13,7 @@
 
 /*
  * The data buffers come first, each 2 MiB aligned inside one mapping that
- * asks for transparent huge pages, then the tag buffers. Copies to and from
+ * asks for transparent huge pages, then the tag and tag-record buffers. Copies to and from
  * a folio buffer then touch one huge page instead of 512 small ones: under
  * virtualization the TLB misses of small pages made pwrite's copy several
  * times slower.
@@ -25,7 +25,7 @@ int tm_iopool_init(struct tm_iopool *pl, size_t ps, size_t packed)
 	size_t tlen = (size_t)FOLIO_MAX * packed;
 	uint8_t *base;
 
-	pl->map_len = POOL_BUFS * (dlen + tlen) + huge;
+	pl->map_len = POOL_BUFS * (dlen + 2 * tlen) + huge;
 	pl->map = mmap(NULL, pl->map_len, PROT_READ | PROT_WRITE,
 		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (pl->map == MAP_FAILED) {
@@ -41,7 +41,8 @@ int tm_iopool_init(struct tm_iopool *pl, size_t ps, size_t packed)
 		struct tm_iobuf *b = &pl->bufs[i];
 
 		b->data = base + i * dlen;
-		b->tags = base + POOL_BUFS * dlen + i * tlen;
+		b->tags = base + POOL_BUFS * dlen + 2 * i * tlen;
+		b->recs = b->tags + tlen;
 		b->next = pl->free;
 		pl->free = b;
 	}

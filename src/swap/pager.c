@@ -148,10 +148,9 @@ void tm_pager_release_page(tm_pager *p, size_t pg)
 {
 	uint8_t st = tm_pstate(p, pg);
 	uint64_t slot = tm_slot_of(p, pg, st);
-	uint64_t val;
 
-	if (p->packed && tm_tagstore_take(&p->sf->ts, slot, &val))
-		tm_ts_value_free(val);
+	if (p->packed)
+		tm_tagstore_drop(&p->sf->ts, slot);
 	tm_slots_free(&p->sf->slots, slot, 1);
 	tm_set_pstate(p, pg, 0);
 	atomic_fetch_sub(&p->nswapped, 1);

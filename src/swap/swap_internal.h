@@ -58,6 +58,7 @@ struct tm_iobuf {
 	struct tm_iobuf *next;
 	uint8_t *data;              /* 2^TM_SWAP_MAX_ORDER pages */
 	uint8_t *tags;              /* their packed tags */
+	uint8_t *recs;              /* swap-out: their tag records (as big) */
 };
 
 struct tm_iopool {

@@ -397,7 +397,8 @@ size_t tm_swap_stats_format(const tm_swap_stats *st, char *buf, size_t len)
 	emit(buf, len, &at,
 	     "uncompressed tag storage size: %" PRIu64 "\n"
 	     "compressed tag storage size: %" PRIu64 "\n"
-	     "tag index size: %" PRIu64 "\n",
-	     t->bytes_uncompressed, t->bytes_used, t->index_bytes);
+	     "tag index size: %" PRIu64 "\n"
+	     "tag object memory: %" PRIu64 "\n",
+	     t->bytes_uncompressed, t->bytes_used, t->index_bytes, t->object_bytes);
 	return at;
 }

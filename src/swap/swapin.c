@@ -20,10 +20,10 @@
 static int load_tags(tm_pager *p, size_t pg, uint8_t st, uint8_t *tags,
 		     bool *tagged, tm_error *err)
 {
-	uint64_t val;
+	uint64_t val = p->packed ? tm_tagstore_peek(&p->sf->ts, tm_slot_of(p, pg, st)) : 0;
 	int rc;
 
-	*tagged = p->packed && tm_tagstore_peek(&p->sf->ts, tm_slot_of(p, pg, st), &val);
+	*tagged = val != 0;
 	if (!*tagged)
 		return 0;
 	rc = tm_ts_value_decode(&p->sf->ts, val, tags, err);
@@ -63,7 +63,6 @@ struct folio_in {
 	bool zero[FOLIO_MAX];         /* of which zero data (not written) */
 	bool tagged[FOLIO_MAX];       /* stored tags */
 	bool done[FOLIO_MAX];         /* placed */
-	struct tm_ts_cells cells;     /* where the tag values were found */
 };
 
 /*
@@ -79,7 +78,6 @@ static void folio_in_init(tm_pager *p, struct folio_in *f, size_t pg)
 	f->head = tm_folio_head(pg, order);
 	f->n = (size_t)1 << order;
 	f->first = p->folio_first[pg];
-	f->cells.gen = UINT64_MAX;    /* no peek yet: nothing to reuse */
 	for (size_t i = 0; i < f->n; i++) {
 		uint8_t s = tm_pstate(p, f->head + i);
 
@@ -160,7 +158,7 @@ static int load_folio_tags(tm_pager *p, struct folio_in *f, uint8_t *tags,
 
 	if (!p->packed)
 		return 0;
-	tm_tagstore_peek_batch(&p->sf->ts, f->first, f->n, f->sw, vals, &f->cells);
+	tm_tagstore_peek_batch(&p->sf->ts, f->first, f->n, f->sw, vals);
 	for (size_t i = 0; i < f->n; i++) {
 		int rc;
 
@@ -179,19 +177,16 @@ static int load_folio_tags(tm_pager *p, struct folio_in *f, uint8_t *tags,
  * slots (one per run), their state; count them. */
 static void commit_folio(tm_pager *p, struct folio_in *f, const struct tm_fault_out *fo)
 {
-	uint64_t vals[FOLIO_MAX];
 	bool want[FOLIO_MAX];
 	size_t placed = 0, ntag = 0;
 
 	for (size_t i = 0; i < f->n; i++)
 		want[i] = f->done[i] && f->tagged[i];
 	if (p->packed)
-		tm_tagstore_take_batch(&p->sf->ts, f->first, f->n, want, vals, &f->cells);
+		tm_tagstore_drop_batch(&p->sf->ts, f->first, f->n, want);
 	for (size_t i = 0, run = 0; i <= f->n; i++) {
 		if (i < f->n && f->done[i]) {
 			run++;
-			if (want[i] && vals[i])
-				tm_ts_value_free(vals[i]);
 			tm_set_pstate(p, f->head + i, 0);
 			placed++;
 			ntag += f->tagged[i];

@@ -89,65 +89,62 @@ static int write_data(tm_pager *p, struct out_folio *f, tm_error *err)
 	return 0;
 }
 
-/* A folio's tag values. */
-struct make_job {
+/* A folio's tag records, built and stored (by the tag worker or here). */
+struct tag_job {
 	tm_pager *p;
 	struct out_folio *f;
-	uint64_t vals[FOLIO_MAX];
+	struct tm_ts_rec recs[FOLIO_MAX];
 };
 
-static void free_vals(uint64_t *vals, size_t n)
+/* Build every tagged subpage's record (untagged ones stay empty; building
+ * cannot fail: stream records go to the buffer's scratch, raw ones point
+ * at its tags) and store them with one lock round trip: all or nothing. */
+static int store_tags(void *arg, tm_error *err)
 {
-	for (size_t i = 0; i < n; i++)
-		if (vals[i])
-			tm_ts_value_free(vals[i]);
+	struct tag_job *j = arg;
+	struct out_folio *f = j->f;
+	tm_pager *p = j->p;
+	int rc;
+
+	for (size_t i = 0; i < f->n; i++) {
+		if (f->tagged[i])
+			tm_ts_rec_make(&p->sf->ts, f->b->tags + i * p->packed,
+				       f->b->recs + i * p->packed, &j->recs[i]);
+		else
+			memset(&j->recs[i], 0, sizeof(j->recs[i]));
+	}
+	rc = tm_tagstore_put_batch(&p->sf->ts, f->first, f->n, j->recs, err);
+	return rc ? tm_error_wrap(err, rc, "storing the tags of region %s folio at page %zu",
+				  tm_region_name(p->r), f->pg) : 0;
 }
 
-/* Build every tagged subpage's value into j->vals (zeroed by the job's
- * initializer; untagged subpages stay 0); on failure none is kept. */
-static int make_values(struct make_job *j, tm_error *err)
+/* Take back the tags a job stored (the data write failed). */
+static void unstore_tags(tm_pager *p, struct out_folio *f)
 {
-	struct out_folio *f = j->f;
-	int rc = 0;
-
-	for (size_t i = 0; i < f->n && !rc; i++)
-		if (f->tagged[i])
-			rc = tm_ts_value_make(&j->p->sf->ts, f->b->tags + i * j->p->packed,
-					      &j->vals[i], err);
-	if (rc)
-		free_vals(j->vals, f->n);
-	return rc;
+	tm_tagstore_drop_batch(&p->sf->ts, f->first, f->n, f->tagged);
 }
 
 /*
- * Build the tag values, write the data, insert the values with one lock
- * round trip. On failure nothing is stored. The values are built first,
- * while the folio's tags are still in cache from the gather (after the
- * 2 MiB write they are not: the write phase measured 1.5 ms per 256 MiB
- * faster this way round), and here rather than on the tag worker: see
- * TM_TAGWORKER_MIN_ORDER.
+ * Write the data while the tag worker builds and stores the tag records
+ * (the two share nothing: tags never go to the file); for small folios,
+ * or when the worker is busy or had no CPU, the tags are done here. On
+ * failure nothing is stored.
  */
 static int write_and_store(tm_pager *p, struct out_folio *f, tm_error *err)
 {
-	struct make_job job = { .p = p, .f = f };
-	int rc;
+	struct tag_job job = { .p = p, .f = f };
+	bool posted = p->packed && f->n >= (1u << TM_TAGWORKER_MIN_ORDER) &&
+		      tm_tagworker_post(&p->tw, store_tags, &job);
+	int rc = write_data(p, f, err), trc = 0;
+	bool ran = false;
 
-	if (p->packed) {
-		rc = make_values(&job, err);
-		if (rc)
-			return tm_error_wrap(err, rc, "tags of region %s folio at page %zu",
-					     tm_region_name(p->r), f->pg);
-	}
-	rc = write_data(p, f, err);
-	if (!rc && p->packed) {
-		rc = tm_tagstore_put_batch(&p->sf->ts, f->first, f->n, job.vals, err);
-		if (rc)
-			tm_error_wrap(err, rc, "storing the tags of region %s folio at page %zu",
-				      tm_region_name(p->r), f->pg);
-	}
-	if (rc && p->packed)
-		free_vals(job.vals, f->n);
-	return rc;
+	if (posted)
+		trc = tm_tagworker_wait(&p->tw, rc ? NULL : err, &ran);
+	if (p->packed && !ran && !rc)
+		trc = store_tags(&job, err);
+	if (rc && ran && !trc)
+		unstore_tags(p, f);
+	return rc ? rc : trc;
 }
 
 static void mark_swapped(tm_pager *p, struct out_folio *f, unsigned order)

@@ -1,7 +1,8 @@
 /*
- * tagstore.c - the swap tag store: slot -> tag value in a JudyL array, and
- * the value encoding (EA0 inline, stream-codec record or raw), with the
- * per-size-class counters the EA0 series exposed in debugfs.
+ * tagstore.c - the swap tag store: slot -> tag value in 64-slot leaves
+ * under a JudyL index, the value encoding (EA0 inline, stream-codec record
+ * or raw) and its slab-backed objects, with the per-size-class counters
+ * the EA0 series exposed in debugfs.
  */
 #include "swap/tagstore.h"
 
@@ -106,91 +107,66 @@ static size_t max_record(size_t packed)
 	return cap;
 }
 
+/* Object sizes of the value classes, for the slab: stream classes below
+ * the raw size, then raw. Classes at or above raw are never used (a record
+ * that big is stored raw); they get the raw size so that the slab's class
+ * numbers stay the value's. */
+static void class_sizes(size_t packed, size_t *sizes)
+{
+	for (unsigned c = 0; c < RAW_CLASS; c++) {
+		size_t cap = (size_t)16 << c;
+
+		sizes[c] = cap < packed ? cap : packed;
+	}
+	sizes[RAW_CLASS] = packed;
+}
+
 int tm_tagstore_init(struct tm_tagstore *ts, uint32_t page_size, tm_error *err)
 {
+	size_t sizes[RAW_CLASS + 1];
 	int rc;
 
 	memset(ts, 0, sizeof(*ts));
 	rc = tm_geom_mte(&ts->geom, page_size, err);
 	if (rc)
 		return rc;
-	if (tm_tagstream_bound(&ts->geom, 1) > TM_TS_SCRATCH)
-		return tm_error_set(err, -EOVERFLOW,
-				    "tag store: stream bound %zu for one %u B page exceeds the %u B scratch",
-				    tm_tagstream_bound(&ts->geom, 1), page_size,
-				    TM_TS_SCRATCH);
 	ts->packed = tm_geom_packed_bytes(&ts->geom);
 	ts->max_record = max_record(ts->packed);
+	class_sizes(ts->packed, sizes);
 	rc = init_uniform(ts, err);
-	if (!rc && pthread_mutex_init(&ts->lock, NULL) != 0)
+	if (!rc)
+		rc = tm_valslab_init(&ts->slab, sizes, RAW_CLASS + 1, err);
+	if (!rc && pthread_mutex_init(&ts->lock, NULL) != 0) {
+		tm_valslab_fini(&ts->slab);
 		rc = tm_error_set(err, -ENOMEM, "tag store: mutex init failed");
+	}
 	if (rc)
 		memset(ts, 0, sizeof(*ts));
 	return rc;
 }
 
-/* Smallest stream class holding a record of len bytes, or RAW_CLASS when
- * the raw tags are no bigger. */
-static unsigned stream_class(const struct tm_tagstore *ts, size_t len)
+/* Smallest stream class holding a record of len bytes (len + 2 <= its
+ * capacity; the caller kept len <= max_record, so one exists). */
+static unsigned stream_class(size_t len)
 {
-	for (unsigned c = 0; c < RAW_CLASS; c++) {
-		size_t cap = (size_t)16 << c;
+	unsigned c = 0;
 
-		if (cap >= ts->packed)
-			return RAW_CLASS;
-		if (len + 2 <= cap)
-			return c;
-	}
-	return RAW_CLASS;
+	while (((size_t)16 << c) < len + 2)
+		c++;
+	return c;
 }
 
-/* A value keeps its class in the pointer's low 4 bits, so allocations
- * must be 16-byte aligned: malloc's are wherever max_align_t is (x86-64,
- * arm64), and plain malloc skips glibc's memalign path (~90 instructions
- * per value on swap-out). */
-_Static_assert(_Alignof(max_align_t) >= 16, "tag values need 16-byte aligned malloc");
-
-static int make_alloc(const struct tm_tagstore *ts, unsigned cls,
-		      const uint8_t *bytes, size_t len, uint64_t *val,
-		      tm_error *err)
+void tm_ts_rec_make(const struct tm_tagstore *ts, const uint8_t *packed,
+		    uint8_t *scratch, struct tm_ts_rec *rec)
 {
-	size_t cap = cls == RAW_CLASS ? ts->packed : (size_t)16 << cls;
-	uint8_t *p = malloc(cap);   /* 16-aligned: see the assertion above */
-
-	if (!p)
-		return tm_error_set(err, -ENOMEM,
-				    "tag store: cannot allocate a %zu B tag value", cap);
-	if ((uintptr_t)p & 15) {    /* an interposed malloc that breaks C11 */
-		uintptr_t bad = (uintptr_t)p;
-
-		free(p);
-		return tm_error_set(err, -EINVAL,
-				    "tag store: malloc returned 0x%llx, not 16-byte aligned",
-				    (unsigned long long)bad);
-	}
-	if (cls == RAW_CLASS) {
-		memcpy(p, bytes, ts->packed);
-	} else {
-		p[0] = (uint8_t)(len & 0xFF);
-		p[1] = (uint8_t)(len >> 8);
-		memcpy(p + 2, bytes, len);
-		memset(p + 2 + len, 0, cap - 2 - len);
-	}
-	*val = (uint64_t)(uintptr_t)p | ((uint64_t)cls << 1);
-	return 0;
-}
-
-int tm_ts_value_make(const struct tm_tagstore *ts, const uint8_t *packed,
-		     uint64_t *val, tm_error *err)
-{
-	uint8_t scratch[TM_TS_SCRATCH];
 	uint64_t handle;
 	size_t len;
-	int t = uniform_tag(ts, packed), rc;
+	int t = uniform_tag(ts, packed);
 
+	memset(rec, 0, sizeof(*rec));
 	if (t >= 0) {
-		*val = ts->uniform[t];
-		return 0;
+		rec->inl = ts->uniform[t];
+		return;
 	}
 	/* An EA0 inline handle has bit 0 set and bit 63 clear (Linux stores it
 	 * as an XArray value the same way): it is the value itself. Tried
@@ -200,16 +176,23 @@ int tm_ts_value_make(const struct tm_tagstore *ts, const uint8_t *packed,
 	 * work when runs were counted first). */
 	if (tm_ea0_compress(ts->geom.page_size, packed, &handle, NULL) == 0 &&
 	    (handle & 1) && (handle >> 63) == 0) {
-		*val = handle;
-		return 0;
+		rec->inl = handle;
+		return;
 	}
-	rc = tm_tagstream_encode_page(&ts->geom, packed, scratch, ts->max_record, &len,
-				      NULL);
-	if (rc == -ENOSPC)
-		return make_alloc(ts, RAW_CLASS, packed, ts->packed, val, err);
-	if (rc)
-		return tm_error_set(err, rc, "tag store: stream encode of a page failed");
-	return make_alloc(ts, stream_class(ts, len), scratch, len, val, err);
+	/* -ENOSPC: no stream record below the raw size; MTE geometry admits
+	 * no other error, and raw is right for any. */
+	if (tm_tagstream_encode_page(&ts->geom, packed, scratch + 2, ts->max_record,
+				     &len, NULL) == 0) {
+		scratch[0] = (uint8_t)(len & 0xFF);
+		scratch[1] = (uint8_t)(len >> 8);
+		rec->cls = (uint8_t)stream_class(len);
+		rec->data = scratch;
+		rec->len = (uint16_t)(len + 2);
+		return;
+	}
+	rec->cls = RAW_CLASS;
+	rec->data = packed;
+	rec->len = (uint16_t)ts->packed;
 }
 
 int tm_ts_value_decode(const struct tm_tagstore *ts, uint64_t val,
@@ -242,11 +225,7 @@ int tm_ts_value_decode(const struct tm_tagstore *ts, uint64_t val,
 	return tm_tagstream_decode_page(&ts->geom, p + 2, len, packed, err);
 }
 
-void tm_ts_value_free(uint64_t val)
-{
-	if (!is_inline(val))
-		free(ptr_of(val));
-}
+/* ---- values: objects and counters (under the lock) ----------------- */
 
 static void count(struct tm_tagstore *ts, uint64_t val, bool stored)
 {
@@ -262,80 +241,186 @@ static void count(struct tm_tagstore *ts, uint64_t val, bool stored)
 	}
 }
 
-/*
- * Erasing a JudyL key costs several times a lookup, and a freed slot is
- * usually handed out again soon (clusters are reused), so an erased entry
- * stays in the index as a tombstone that the next insert of that slot
- * reuses. Tombstones are swept out once there are more than 65536 of them
- * (about half a MiB of index) and twice as many as live entries: a whole
- * swap-in followed by the next swap-out then pays no erase at all, and the
- * index never holds more than max(65536, 2 x live) dead cells.
- */
-#define TOMB ((uint64_t)2)     /* not a value: bit 0 clear, not a pointer */
-#define TOMB_SWEEP_MIN 65536u
-
-static uint64_t live_entries(const struct tm_tagstore *ts)
+/* The value word for a record: its object allocated and filled; 0 when
+ * out of memory. */
+static uint64_t value_new(struct tm_tagstore *ts, const struct tm_ts_rec *rec)
 {
-	uint64_t n = 0;
+	uint8_t *obj;
 
-	for (unsigned c = 0; c < TM_TS_NCLASSES; c++)
-		n += ts->allocs[c] - ts->frees[c];
-	return n;
-}
-
-/* The value at slot (0: none); *cell receives its index cell or NULL. */
-static uint64_t cell_get(struct tm_tagstore *ts, uint64_t slot, PPvoid_t *cell)
-{
-	PPvoid_t pv = JudyLGet(ts->judy, (Word_t)slot, PJE0);
-	uint64_t v;
-
-	*cell = pv == PPJERR ? NULL : pv;
-	if (!*cell)
+	if (rec->inl)
+		return rec->inl;
+	obj = tm_valslab_alloc(&ts->slab, rec->cls);
+	if (!obj)
 		return 0;
-	v = (uint64_t)(uintptr_t)*pv;
-	return v == TOMB ? 0 : v;
+	memcpy(obj, rec->data, rec->len);
+	return (uint64_t)(uintptr_t)obj | ((uint64_t)rec->cls << 1);
 }
 
-static int cell_put(struct tm_tagstore *ts, uint64_t slot, uint64_t val)
+static void value_free(struct tm_tagstore *ts, uint64_t val)
 {
-	PPvoid_t pv = JudyLIns((PPvoid_t)&ts->judy, (Word_t)slot, PJE0);
-	uint64_t old;
+	if (!is_inline(val))
+		tm_valslab_free(&ts->slab, ptr_class(val), ptr_of(val));
+}
 
-	if (pv == PPJERR)
-		return -ENOMEM;
-	old = (uint64_t)(uintptr_t)*pv;
-	if (old && old != TOMB)
-		return -EEXIST;
-	if (old == TOMB)
-		ts->tombs--;
-	else
-		ts->gen++;      /* a new key: cells may have moved */
-	*pv = (void *)(uintptr_t)val;
-	count(ts, val, true);
+static bool rec_tagged(const struct tm_ts_rec *rec)
+{
+	return rec->inl || rec->len;
+}
+
+/* ---- the index: slot / 64 -> leaf (under the lock) ------------------ */
+
+#define LEAF_SHIFT 6
+#define LEAF_SLOTS (1u << LEAF_SHIFT)
+
+struct ts_leaf {
+	uint64_t val[LEAF_SLOTS];
+	unsigned live;
+};
+
+static struct ts_leaf *leaf_find(struct tm_tagstore *ts, uint64_t slot)
+{
+	PPvoid_t pv = JudyLGet(ts->judy, (Word_t)(slot >> LEAF_SHIFT), PJE0);
+
+	return pv && pv != PPJERR ? *pv : NULL;
+}
+
+/* The leaf of slot, created empty if need be; NULL when out of memory. */
+static struct ts_leaf *leaf_get(struct tm_tagstore *ts, uint64_t slot)
+{
+	struct ts_leaf *l = leaf_find(ts, slot);
+	PPvoid_t pv;
+
+	if (l)
+		return l;
+	l = calloc(1, sizeof(*l));
+	if (!l)
+		return NULL;
+	pv = JudyLIns((PPvoid_t)&ts->judy, (Word_t)(slot >> LEAF_SHIFT), PJE0);
+	if (pv == PPJERR) {
+		free(l);
+		return NULL;
+	}
+	*pv = l;
+	ts->leaves++;
+	return l;
+}
+
+/* A leaf whose last value went is freed (its key deleted). */
+static void leaf_put(struct tm_tagstore *ts, struct ts_leaf *l, uint64_t slot)
+{
+	if (l->live)
+		return;
+	JudyLDel((PPvoid_t)&ts->judy, (Word_t)(slot >> LEAF_SHIFT), PJE0);
+	free(l);
+	ts->leaves--;
+}
+
+static uint64_t *cell_of(struct ts_leaf *l, uint64_t slot)
+{
+	return &l->val[slot & (LEAF_SLOTS - 1)];
+}
+
+/* Erase and free the value in a cell (non-zero). */
+static void cell_drop(struct tm_tagstore *ts, struct ts_leaf *l, uint64_t *cell)
+{
+	count(ts, *cell, false);
+	value_free(ts, *cell);
+	*cell = 0;
+	l->live--;
+}
+
+/* Walk slots [first, first + n) a leaf at a time: fn(ts, leaf or NULL,
+ * slot, i, arg) for each i; a non-zero return stops the walk. */
+typedef int (*walk_fn)(struct tm_tagstore *ts, struct ts_leaf *l, uint64_t slot,
+		       size_t i, void *arg);
+
+static int walk(struct tm_tagstore *ts, uint64_t first, size_t n, walk_fn fn,
+		void *arg)
+{
+	struct ts_leaf *l = NULL;
+
+	for (size_t i = 0; i < n; i++) {
+		uint64_t slot = first + i;
+		int rc;
+
+		if (i == 0 || (slot & (LEAF_SLOTS - 1)) == 0)
+			l = leaf_find(ts, slot);
+		rc = fn(ts, l, slot, i, arg);
+		if (rc)
+			return rc;
+	}
 	return 0;
 }
 
-static void cell_erase(struct tm_tagstore *ts, PPvoid_t cell, uint64_t val)
+/* ---- storing ------------------------------------------------------ */
+
+struct put_args {
+	const struct tm_ts_rec *recs;
+	uint64_t failed;             /* the slot named in the error */
+};
+
+static int check_free(struct tm_tagstore *ts, struct ts_leaf *l, uint64_t slot,
+		      size_t i, void *arg)
 {
-	*cell = (void *)(uintptr_t)TOMB;
-	ts->tombs++;
-	count(ts, val, false);
+	struct put_args *a = arg;
+
+	(void)ts;
+	if (!rec_tagged(&a->recs[i]) || !l || !*cell_of(l, slot))
+		return 0;
+	a->failed = slot;
+	return -EEXIST;
 }
 
-/* Delete every tombstone from the index once there are too many. */
-static void sweep_tombs(struct tm_tagstore *ts)
+/* Undo a partly done store: the values stored from the batch so far are
+ * freed again (they were all new), and leaves left empty go. */
+static void unstore(struct tm_tagstore *ts, uint64_t first, size_t done,
+		    const struct tm_ts_rec *recs)
 {
-	Word_t idx = 0;
-	PPvoid_t pv;
+	for (size_t i = 0; i < done; i++) {
+		struct ts_leaf *l = rec_tagged(&recs[i]) ? leaf_find(ts, first + i) : NULL;
 
-	if (ts->tombs <= TOMB_SWEEP_MIN || ts->tombs <= 2 * live_entries(ts))
-		return;
-	for (pv = JudyLFirst(ts->judy, &idx, PJE0); pv && pv != PPJERR;
-	     pv = JudyLNext(ts->judy, &idx, PJE0))
-		if ((uint64_t)(uintptr_t)*pv == TOMB)
-			JudyLDel((PPvoid_t)&ts->judy, idx, PJE0);
-	ts->tombs = 0;
-	ts->gen++;
+		if (l && *cell_of(l, first + i))
+			cell_drop(ts, l, cell_of(l, first + i));
+		if (l)
+			leaf_put(ts, l, first + i);
+	}
+}
+
+/* Every slot checked free first, then stored; -ENOMEM midway undoes. */
+static int store(struct tm_tagstore *ts, uint64_t first, size_t n,
+		 const struct tm_ts_rec *recs, uint64_t *failed)
+{
+	struct put_args a = { recs, 0 };
+	struct ts_leaf *l = NULL;
+	uint64_t key = UINT64_MAX;       /* l's: untagged slots are skipped */
+	int rc = walk(ts, first, n, check_free, &a);
+
+	*failed = a.failed;
+	if (rc)
+		return rc;
+	for (size_t i = 0; i < n; i++) {
+		uint64_t slot = first + i, val;
+
+		if (!rec_tagged(&recs[i]))
+			continue;
+		if (slot >> LEAF_SHIFT != key) {
+			l = leaf_get(ts, slot);
+			key = slot >> LEAF_SHIFT;
+		}
+		val = l ? value_new(ts, &recs[i]) : 0;
+		if (!val) {
+			if (l)
+				leaf_put(ts, l, slot);
+			key = UINT64_MAX;
+			unstore(ts, first, i, recs);
+			*failed = slot;
+			return -ENOMEM;
+		}
+		*cell_of(l, slot) = val;
+		l->live++;
+		count(ts, val, true);
+	}
+	return 0;
 }
 
 static int put_error(tm_error *err, int rc, uint64_t slot)
@@ -345,152 +430,156 @@ static int put_error(tm_error *err, int rc, uint64_t slot)
 			    rc == -EEXIST ? "it already holds tags" : "out of memory");
 }
 
-int tm_tagstore_put(struct tm_tagstore *ts, uint64_t slot, uint64_t val,
-		    tm_error *err)
+int tm_tagstore_put_batch(struct tm_tagstore *ts, uint64_t first, size_t n,
+			  const struct tm_ts_rec *recs, tm_error *err)
 {
+	uint64_t failed;
 	int rc;
 
 	pthread_mutex_lock(&ts->lock);
-	rc = cell_put(ts, slot, val);
+	rc = store(ts, first, n, recs, &failed);
 	pthread_mutex_unlock(&ts->lock);
-	return rc ? put_error(err, rc, slot) : 0;
+	return rc ? put_error(err, rc, failed) : 0;
 }
 
-int tm_tagstore_put_batch(struct tm_tagstore *ts, uint64_t first, size_t n,
-			  const uint64_t *vals, tm_error *err)
+int tm_tagstore_put(struct tm_tagstore *ts, uint64_t slot,
+		    const struct tm_ts_rec *rec, tm_error *err)
 {
-	size_t i;
-	int rc = 0;
+	return tm_tagstore_put_batch(ts, slot, 1, rec, err);
+}
 
-	pthread_mutex_lock(&ts->lock);
-	for (i = 0; i < n && !rc; i++)
-		if (vals[i])
-			rc = cell_put(ts, first + i, vals[i]);
-	/* All or nothing: undo what this call inserted before the failure. */
-	for (size_t k = 0; rc && k + 1 < i; k++) {
-		PPvoid_t cell;
+/* ---- looking up and dropping --------------------------------------- */
 
-		if (vals[k] && cell_get(ts, first + k, &cell))
-			cell_erase(ts, cell, vals[k]);
+struct batch_args {
+	const bool *want;
+	uint64_t *vals;
+};
+
+static int peek_one(struct tm_tagstore *ts, struct ts_leaf *l, uint64_t slot,
+		    size_t i, void *arg)
+{
+	struct batch_args *a = arg;
+
+	(void)ts;
+	if (a->want[i])
+		a->vals[i] = l ? *cell_of(l, slot) : 0;
+	return 0;
+}
+
+static int drop_one(struct tm_tagstore *ts, struct ts_leaf *l, uint64_t slot,
+		    size_t i, void *arg)
+{
+	struct batch_args *a = arg;
+
+	if (a->want[i] && l && *cell_of(l, slot)) {
+		cell_drop(ts, l, cell_of(l, slot));
+		if (a->vals)
+			a->vals[i] = 1;
 	}
-	pthread_mutex_unlock(&ts->lock);
-	return rc ? put_error(err, rc, first + i - 1) : 0;
+	return 0;
 }
 
-bool tm_tagstore_take(struct tm_tagstore *ts, uint64_t slot, uint64_t *val)
+/* Empty leaves among [first, first + n) go after a drop (not during it:
+ * the walk holds the current leaf). */
+static void put_leaves(struct tm_tagstore *ts, uint64_t first, size_t n)
 {
-	PPvoid_t cell;
+	uint64_t last = first + n - 1;
 
-	pthread_mutex_lock(&ts->lock);
-	*val = cell_get(ts, slot, &cell);
-	if (*val) {
-		cell_erase(ts, cell, *val);
-		sweep_tombs(ts);
+	for (uint64_t key = first >> LEAF_SHIFT; key <= last >> LEAF_SHIFT; key++) {
+		struct ts_leaf *l = leaf_find(ts, key << LEAF_SHIFT);
+
+		if (l)
+			leaf_put(ts, l, key << LEAF_SHIFT);
 	}
-	pthread_mutex_unlock(&ts->lock);
-	return *val != 0;
-}
-
-bool tm_tagstore_peek(struct tm_tagstore *ts, uint64_t slot, uint64_t *val)
-{
-	PPvoid_t cell;
-
-	pthread_mutex_lock(&ts->lock);
-	*val = cell_get(ts, slot, &cell);
-	pthread_mutex_unlock(&ts->lock);
-	return *val != 0;
-}
-
-/* The value in a cell a peek found (NULL: the slot had no entry). */
-static uint64_t cell_value(PPvoid_t cell)
-{
-	uint64_t v = cell ? (uint64_t)(uintptr_t)*cell : 0;
-
-	return v == TOMB ? 0 : v;
-}
-
-static void batch(struct tm_tagstore *ts, uint64_t first, size_t n,
-		  const bool *want, uint64_t *vals, bool erase,
-		  struct tm_ts_cells *save, const struct tm_ts_cells *reuse)
-{
-	pthread_mutex_lock(&ts->lock);
-	bool fresh = reuse && reuse->gen == ts->gen;
-
-	if (save)
-		save->gen = ts->gen;
-	for (size_t i = 0; i < n; i++) {
-		PPvoid_t cell = NULL;
-
-		if (!want[i]) {
-			if (save)
-				save->cell[i] = NULL;
-			continue;
-		}
-		if (fresh) {
-			cell = reuse->cell[i];
-			vals[i] = cell_value(cell);
-		} else {
-			vals[i] = cell_get(ts, first + i, &cell);
-		}
-		if (save)
-			save->cell[i] = cell;
-		if (vals[i] && erase)
-			cell_erase(ts, cell, vals[i]);
-	}
-	if (erase)
-		sweep_tombs(ts);
-	pthread_mutex_unlock(&ts->lock);
 }
 
 void tm_tagstore_peek_batch(struct tm_tagstore *ts, uint64_t first, size_t n,
-			    const bool *want, uint64_t *vals,
-			    struct tm_ts_cells *cells)
+			    const bool *want, uint64_t *vals)
 {
-	batch(ts, first, n, want, vals, false, cells, NULL);
+	struct batch_args a = { want, vals };
+
+	pthread_mutex_lock(&ts->lock);
+	walk(ts, first, n, peek_one, &a);
+	pthread_mutex_unlock(&ts->lock);
 }
 
-void tm_tagstore_take_batch(struct tm_tagstore *ts, uint64_t first, size_t n,
-			    const bool *want, uint64_t *vals,
-			    const struct tm_ts_cells *cells)
+uint64_t tm_tagstore_peek(struct tm_tagstore *ts, uint64_t slot)
 {
-	batch(ts, first, n, want, vals, true, NULL, cells);
+	const bool want = true;
+	uint64_t val = 0;
+
+	tm_tagstore_peek_batch(ts, slot, 1, &want, &val);
+	return val;
+}
+
+void tm_tagstore_drop_batch(struct tm_tagstore *ts, uint64_t first, size_t n,
+			    const bool *want)
+{
+	struct batch_args a = { want, NULL };
+
+	if (n == 0)
+		return;
+	pthread_mutex_lock(&ts->lock);
+	walk(ts, first, n, drop_one, &a);
+	put_leaves(ts, first, n);
+	pthread_mutex_unlock(&ts->lock);
+}
+
+bool tm_tagstore_drop(struct tm_tagstore *ts, uint64_t slot)
+{
+	const bool want = true;
+	uint64_t dropped = 0;
+	struct batch_args a = { &want, &dropped };
+
+	pthread_mutex_lock(&ts->lock);
+	walk(ts, slot, 1, drop_one, &a);
+	put_leaves(ts, slot, 1);
+	pthread_mutex_unlock(&ts->lock);
+	return dropped != 0;
 }
 
 bool tm_tagstore_has(struct tm_tagstore *ts, uint64_t slot)
 {
-	uint64_t val;
+	return tm_tagstore_peek(ts, slot) != 0;
+}
 
-	return tm_tagstore_peek(ts, slot, &val);
+/* Drop every value of leaf l (key) within [first, last]. */
+static void invalidate_leaf(struct tm_tagstore *ts, struct ts_leaf *l, Word_t key,
+			    uint64_t first, uint64_t last, uint64_t *n,
+			    uint64_t *bytes)
+{
+	for (unsigned k = 0; k < LEAF_SLOTS; k++) {
+		uint64_t slot = ((uint64_t)key << LEAF_SHIFT) | k;
+
+		if (slot < first || slot > last || !l->val[k])
+			continue;
+		if (n)
+			(*n)++;
+		if (bytes)
+			*bytes += tm_ts_value_bytes(ts, l->val[k]);
+		cell_drop(ts, l, &l->val[k]);
+	}
 }
 
 void tm_tagstore_invalidate(struct tm_tagstore *ts, uint64_t first,
 			    uint64_t last, uint64_t *n, uint64_t *bytes)
 {
-	Word_t idx = (Word_t)first;
+	Word_t key = (Word_t)(first >> LEAF_SHIFT);
 	PPvoid_t pv;
 
 	pthread_mutex_lock(&ts->lock);
-	pv = JudyLFirst(ts->judy, &idx, PJE0);
-	while (pv && pv != PPJERR && idx <= (Word_t)last) {
-		uint64_t val = (uint64_t)(uintptr_t)*pv;
-		Word_t at = idx;
+	for (pv = JudyLFirst(ts->judy, &key, PJE0);
+	     pv && pv != PPJERR && key <= (Word_t)(last >> LEAF_SHIFT);
+	     pv = JudyLNext(ts->judy, &key, PJE0)) {
+		struct ts_leaf *l = *pv;
 
-		if (val == TOMB) {
-			ts->tombs--;
-		} else {
-			if (n)
-				(*n)++;
-			if (bytes)
-				*bytes += tm_ts_value_bytes(ts, val);
-			count(ts, val, false);
-			tm_ts_value_free(val);
+		invalidate_leaf(ts, l, key, first, last, n, bytes);
+		if (!l->live) {
+			/* JudyLNext finds the next key from key itself */
+			leaf_put(ts, l, (uint64_t)key << LEAF_SHIFT);
 		}
-		JudyLDel((PPvoid_t)&ts->judy, at, PJE0);
-		ts->gen++;
-		if (at == (Word_t)last)
+		if (key == (Word_t)(last >> LEAF_SHIFT))
 			break;
-		idx = at;
-		pv = JudyLNext(ts->judy, &idx, PJE0);
 	}
 	pthread_mutex_unlock(&ts->lock);
 }
@@ -501,12 +590,15 @@ void tm_tagstore_fini(struct tm_tagstore *ts)
 		return;
 	tm_tagstore_invalidate(ts, 0, UINT64_MAX, NULL, NULL);
 	JudyLFreeArray((PPvoid_t)&ts->judy, PJE0);
+	tm_valslab_fini(&ts->slab);
 	pthread_mutex_destroy(&ts->lock);
 	ts->packed = 0;
 }
 
 void tm_tagstore_get_stats(struct tm_tagstore *ts, tm_tagstore_stats *st)
 {
+	struct tm_valslab_stats ss;
+
 	memset(st, 0, sizeof(*st));
 	pthread_mutex_lock(&ts->lock);
 	for (unsigned c = 0; c < TM_TS_NCLASSES; c++) {
@@ -517,6 +609,8 @@ void tm_tagstore_get_stats(struct tm_tagstore *ts, tm_tagstore_stats *st)
 	}
 	st->bytes_used = ts->bytes_used;
 	st->bytes_uncompressed = st->entries * ts->packed;
-	st->index_bytes = JudyLMemUsed(ts->judy);
+	st->index_bytes = JudyLMemUsed(ts->judy) + ts->leaves * sizeof(struct ts_leaf);
+	tm_valslab_stats(&ts->slab, &ss);
+	st->object_bytes = ss.bytes_held;
 	pthread_mutex_unlock(&ts->lock);
 }
