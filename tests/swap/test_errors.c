@@ -4,6 +4,10 @@
  * and file offset, nothing is placed (no garbage, no zero page), the page
  * stays swapped with its tags, and once the file is repaired the same pages
  * come back intact. Through a fault, the faulting thread gets SIGBUS.
+ * A swap file that cannot be written (RLIMIT_FSIZE: EFBIG) fails the
+ * swap-out with the slot named and leaves the folio resident, its tags in
+ * the region and none in the store - for a large folio too, whose tags the
+ * tag worker stores while the data is written.
  * Also: bad swap file configurations are refused with a reason.
  */
 #include <errno.h>
@@ -15,6 +19,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <cmocka.h>
 
@@ -332,6 +337,63 @@ static void test_truncated_fault_page_mode(void **state)
 	truncated_fault(TM_SWAPIN_PAGE);
 }
 
+/* Writes to the swap file fail: nothing swaps out, nothing is lost. */
+static void test_write_failure_keeps_folio(void **state)
+{
+	enum { N = 1024 };
+	tm_swapfile *sf = st_swapfile("wfail", 4 * 512 * (uint64_t)ST_PS, 0);
+	tm_region *r = st_region("wfail", N, true);
+	tm_pager *p = st_pager(r, sf, false, TM_SWAPIN_FOLIO);
+	struct rlimit old, tiny = { 1, 1 };
+	struct st_model m;
+	tm_swap_stats st;
+	tm_error err;
+
+	(void)state;
+	st_model_init(&m, N);
+	st_fill(r, &m, 5, 4);
+	assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+	tiny.rlim_max = old.rlim_max;
+	signal(SIGXFSZ, SIG_IGN);
+	for (unsigned order = 0; order <= 9; order += 9) {
+		size_t pg = order ? 512 : 7;
+
+		/* order 0 (slot 1): nothing can be written. order 9 (slots
+		 * 512..1023, the first aligned run): the first half of the
+		 * folio is written, then EFBIG - late enough that the tag
+		 * worker has stored the folio's tags, which must go again. */
+		tiny.rlim_cur = order ? 768 * (rlim_t)ST_PS : 1;
+		assert_int_equal(setrlimit(RLIMIT_FSIZE, &tiny), 0);
+
+		assert_int_equal(tm_swap_out(p, pg, order, &err), -EFBIG);
+		assert_non_null(strstr(err.msg, "slot"));
+		for (size_t i = pg; i < pg + ((size_t)1 << order); i++) {
+			assert_false(tm_swap_page_swapped(p, i));
+			assert_true(tm_region_page_present(r, i));
+			st_check_page(r, &m, i);
+		}
+		tm_swapfile_stats(sf, &st);
+		assert_int_equal(st.tags.entries, 0);
+		assert_int_equal(st.slots_used, 0);
+		assert_int_equal(st.pages_out, 0);
+	}
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+	signal(SIGXFSZ, SIG_DFL);
+	/* Writable again: the same folios go out and come back intact. */
+	assert_int_equal(tm_swap_out(p, 512, 9, &err), 0);
+	assert_int_equal(tm_swap_out(p, 7, 0, &err), 0);
+	tm_swapfile_stats(sf, &st);
+	assert_true(st.tags.entries > 0);
+	assert_int_equal(tm_swap_in(p, 0, N, &err), 0);
+	st_check_all(r, &m);
+	tm_swapfile_stats(sf, &st);
+	assert_int_equal(st.tags.entries, 0);
+	tm_pager_destroy(p);
+	tm_region_destroy(r);
+	tm_swapfile_close(sf);
+	st_model_free(&m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -341,6 +403,7 @@ int main(void)
 		cmocka_unit_test(test_pager_config_refused),
 		cmocka_unit_test(test_truncated_fault_folio_mode),
 		cmocka_unit_test(test_truncated_fault_page_mode),
+		cmocka_unit_test(test_write_failure_keeps_folio),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
