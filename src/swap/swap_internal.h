@@ -85,11 +85,11 @@ struct tm_tagworker {
 };
 
 /* Folios smaller than this do their tag work inline: the hand-off would
- * cost more than it hides. Swap-in only: swap-out builds its values inline,
- * because handing them to the worker measured slower (0.81-0.85 of the
- * untagged rate against 0.85-0.87 inline, docs/BENCHMARKS.md §swap): the
- * worker's wake-up in this VM costs about what the 47 us of tag work per
- * 2 MiB folio saves. */
+ * cost more than it hides. Even for a 2 MiB folio it is close: waking the
+ * idle worker costs the caller ~45 us in this VM against ~58 us of tag
+ * work on swap-out; with the tag store's batched records the worker still
+ * won (swap-out 0.91-0.94 of the untagged rate against 0.84-0.93 inline,
+ * docs/BENCHMARKS.md §swap "Third session"), at a higher CPU cost. */
 #define TM_TAGWORKER_MIN_ORDER 4u
 
 void tm_tagworker_start(struct tm_tagworker *w);

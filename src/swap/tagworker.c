@@ -1,8 +1,9 @@
 /*
- * tagworker.c - one helper thread per pager that decodes a folio's tag
- * values on swap-in while the calling thread reads the folio's data
- * (swap-out builds its values inline: see TM_TAGWORKER_MIN_ORDER). The two are
- * independent: tags never go to the file. On a machine with a spare CPU
+ * tagworker.c - one helper thread per pager that does a large folio's tag
+ * work while the calling thread does its I/O: on swap-out it builds and
+ * stores the tag records while the data is written, on swap-in it decodes
+ * them while the data is read. The two are independent: tags never go to
+ * the file. On a machine with a spare CPU
  * the tag work then costs no wall time; on a busy one it costs what it
  * would cost inline. One job at a time: a caller that finds the worker busy
  * (another thread's folio) does its tag work itself, and a caller whose job
