@@ -94,6 +94,18 @@ static inline void st_model_free(struct st_model *m)
 	free(m->gone);
 }
 
+/* Tear down what a test set up, innermost first (the pager before its
+ * region, both before the swap file); m may be NULL. */
+static inline void st_close(tm_pager *p, tm_region *r, tm_swapfile *sf,
+			    struct st_model *m)
+{
+	tm_pager_destroy(p);
+	tm_region_destroy(r);
+	tm_swapfile_close(sf);
+	if (m)
+		st_model_free(m);
+}
+
 /*
  * Fill every page with seeded data and mix-corpus tags; one page in
  * untagged_every is left untagged (0: all tagged). Untagged regions get

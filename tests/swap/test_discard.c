@@ -74,10 +74,7 @@ static void run(bool whole_folio)
 	assert_int_equal(st.slots_used, 0);
 	if (whole_folio)  /* folio 2 had nothing left to restore */
 		assert_int_equal(st.folio_swapins, 3);
-	tm_pager_destroy(p);
-	tm_region_destroy(r);
-	tm_swapfile_close(sf);
-	st_model_free(&m);
+	st_close(p, r, sf, &m);
 }
 
 static void test_partial_folio_whole_swapin(void **state)
@@ -113,10 +110,7 @@ static void test_discard_resident_and_mixed(void **state)
 		assert_false(tm_region_page_tagged(r, pg));
 	}
 	st_check_all(r, &m);
-	tm_pager_destroy(p);
-	tm_region_destroy(r);
-	tm_swapfile_close(sf);
-	st_model_free(&m);
+	st_close(p, r, sf, &m);
 }
 
 int main(void)

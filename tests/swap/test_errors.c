@@ -64,10 +64,7 @@ static void repair(struct broken *b)
 
 static void teardown(struct broken *b)
 {
-	tm_pager_destroy(b->p);
-	tm_region_destroy(b->r);
-	tm_swapfile_close(b->sf);
-	st_model_free(&b->m);
+	st_close(b->p, b->r, b->sf, &b->m);
 	free(b->saved);
 }
 
@@ -388,10 +385,7 @@ static void test_write_failure_keeps_folio(void **state)
 	st_check_all(r, &m);
 	tm_swapfile_stats(sf, &st);
 	assert_int_equal(st.tags.entries, 0);
-	tm_pager_destroy(p);
-	tm_region_destroy(r);
-	tm_swapfile_close(sf);
-	st_model_free(&m);
+	st_close(p, r, sf, &m);
 }
 
 int main(void)

@@ -57,10 +57,7 @@ static bool rig_open(struct rig *g, const char *name, size_t npages,
 
 static void rig_close(struct rig *g)
 {
-	tm_pager_destroy(g->p);
-	tm_region_destroy(g->r);
-	tm_swapfile_close(g->sf);
-	st_model_free(&g->m);
+	st_close(g->p, g->r, g->sf, &g->m);
 }
 
 struct toucher {

@@ -98,10 +98,7 @@ static void run_order_flags(unsigned order, unsigned flags)
 	assert_int_equal(st.tags.entries, 0);
 	assert_int_equal(st.tags.bytes_used, 0);
 	assert_int_equal(st.slots_used, 0);
-	tm_pager_destroy(p);
-	tm_region_destroy(r);
-	tm_swapfile_close(sf);
-	st_model_free(&m);
+	st_close(p, r, sf, &m);
 }
 
 static void run_order(unsigned order)
@@ -141,10 +138,7 @@ static void test_untagged_region_stores_nothing(void **state)
 	assert_int_equal(st.tags.allocs[TM_TS_INLINE], 0);
 	assert_int_equal(tm_swap_in(p, 0, NPAGES, &err), 0);
 	st_check_all(r, &m);
-	tm_pager_destroy(p);
-	tm_region_destroy(r);
-	tm_swapfile_close(sf);
-	st_model_free(&m);
+	st_close(p, r, sf, &m);
 }
 
 static void test_zero_pages_are_not_written(void **state)
@@ -171,10 +165,7 @@ static void test_zero_pages_are_not_written(void **state)
 	assert_int_equal(st.bytes_written, 14 * ST_PS);
 	assert_int_equal(tm_swap_in(p, 0, 16, &err), 0);
 	st_check_all(r, &m);
-	tm_pager_destroy(p);
-	tm_region_destroy(r);
-	tm_swapfile_close(sf);
-	st_model_free(&m);
+	st_close(p, r, sf, &m);
 }
 
 static void test_bad_arguments(void **state)
@@ -202,9 +193,7 @@ static void test_bad_arguments(void **state)
 	assert_int_equal(tm_swap_out(p, 32, 5, &err), -ENOSPC);
 	assert_non_null(strstr(err.msg, "no free aligned run"));
 	assert_false(tm_swap_page_swapped(p, 32));
-	tm_pager_destroy(p);
-	tm_region_destroy(r);
-	tm_swapfile_close(sf);
+	st_close(p, r, sf, NULL);
 }
 
 /* A page restored from a partly restored folio may go out again in a
@@ -251,10 +240,7 @@ static void test_reswap_inside_partial_folio(void **state)
 	assert_int_equal(tm_swap_in(p, 17, 1, &err), 0);   /* page path */
 	assert_int_equal(tm_swap_in(p, 16, 8, &err), 0);   /* both folios */
 	st_check_all(r, &m);
-	tm_pager_destroy(p);
-	tm_region_destroy(r);
-	tm_swapfile_close(sf);
-	st_model_free(&m);
+	st_close(p, r, sf, &m);
 }
 
 /* Several threads swapping their own folios out and back in at once: the
@@ -309,10 +295,7 @@ static void test_parallel_swap_out_in(void **state)
 	assert_int_equal(st.tag_restores, 4 * st_count_tagged(&m, 0, NPAGES));
 	assert_int_equal(st.tags.entries, 0);
 	assert_int_equal(st.slots_used, 0);
-	tm_pager_destroy(p);
-	tm_region_destroy(r);
-	tm_swapfile_close(sf);
-	st_model_free(&m);
+	st_close(p, r, sf, &m);
 }
 
 /* 16 and 64 KiB pages: slots are page-sized, tag values scale (512 and
