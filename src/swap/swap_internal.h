@@ -71,25 +71,25 @@ struct tm_iopool {
 };
 
 /* tagworker.c: a helper thread doing a folio's tag work during its I/O. */
+enum tm_tw_state { TM_TW_IDLE, TM_TW_POSTED, TM_TW_RUNNING, TM_TW_DONE };
+
 struct tm_tagworker {
 	pthread_t th;
-	pthread_mutex_t lock;
+	pthread_mutex_t lock;       /* everything but the spin read of state */
 	pthread_cond_t cv;
 	bool started, stop;
-	bool busy;                  /* a job is posted and not yet collected */
-	bool has_job, done;
+	bool asleep;                /* worker in cond_wait: a post signals */
+	bool waiting;               /* caller in cond_wait: completion signals */
+	_Atomic int state;          /* enum tm_tw_state of the one job */
 	int (*fn)(void *arg, tm_error *err);
 	void *arg;
 	int rc;
 	tm_error err;
 };
 
-/* Folios smaller than this do their tag work inline: the hand-off would
- * cost more than it hides. Even for a 2 MiB folio it is close: waking the
- * idle worker costs the caller ~45 us in this VM against ~58 us of tag
- * work on swap-out; with the tag store's batched records the worker still
- * won (swap-out 0.91-0.94 of the untagged rate against 0.84-0.93 inline,
- * docs/BENCHMARKS.md §swap "Third session"), at a higher CPU cost. */
+/* Folios smaller than this do their tag work inline: their I/O is over
+ * before the polling worker (tagworker.c) would look for the job, so the
+ * hand-off would only add the posting and the take-back. */
 #define TM_TAGWORKER_MIN_ORDER 4u
 
 void tm_tagworker_start(struct tm_tagworker *w);
