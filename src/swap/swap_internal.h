@@ -87,10 +87,14 @@ struct tm_tagworker {
 	tm_error err;
 };
 
-/* Folios smaller than this do their tag work inline: their I/O is over
- * before the polling worker (tagworker.c) would look for the job, so the
- * hand-off would only add the posting and the take-back. */
-#define TM_TAGWORKER_MIN_ORDER 4u
+/* Folios smaller than this (1 MiB with 4 KiB pages) do their tag work
+ * inline. Their write is shorter than the worker's poll period, so it
+ * would rarely find the job in time, and while it polls it is a running
+ * thread of the process: every discard's TLB flush then interrupts its CPU
+ * too. Measured per 256 MiB swap-out, worker vs inline: order 5 107 vs 101
+ * ms, order 6 92 vs 85, order 7 89 vs 88, order 8 88 vs 97
+ * (docs/BENCHMARKS.md, swap "Fourth session"). */
+#define TM_TAGWORKER_MIN_ORDER 8u
 
 void tm_tagworker_start(struct tm_tagworker *w);
 void tm_tagworker_stop(struct tm_tagworker *w);
