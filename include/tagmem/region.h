@@ -107,9 +107,11 @@ int tm_region_read_page(tm_region *r, size_t pg, void *data, uint8_t *tags,
 
 /* Pages [pg, pg+n) at once: data gets n pages, tags (when not NULL and
  * the region has metadata) n packed tag blocks, exactly as n
- * tm_region_read_page calls would fill them. The soft backend copies the
- * data in one go and the tags one shadow chunk at a time, which is what
- * makes a folio-sized read cheap. Lazy pages are fetched first. */
+ * tm_region_read_page calls would fill them. data NULL reads the tags
+ * alone (the swap pager reads a folio's data on one thread and its tags on
+ * another). The soft backend copies the data in one go and the tags one
+ * shadow chunk at a time, which is what makes a folio-sized read cheap.
+ * Lazy pages are fetched first. */
 int tm_region_read_pages(tm_region *r, size_t pg, size_t n, void *data,
 			 uint8_t *tags, tm_error *err);
 

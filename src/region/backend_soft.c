@@ -100,7 +100,8 @@ static int soft_read_pages(tm_region *r, size_t pg, size_t n, void *data,
 			   uint8_t *tags, tm_error *err)
 {
 	(void)err;
-	memcpy(data, tm_region_page_addr(r, pg), n * r->page_size);
+	if (data)
+		memcpy(data, tm_region_page_addr(r, pg), n * r->page_size);
 	if (tags)
 		tm_shadow_read(&r->shadow, pg, n, tags);
 	return 0;

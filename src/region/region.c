@@ -337,8 +337,9 @@ static int read_pages_each(tm_region *r, size_t pg, size_t n, uint8_t *data,
 			   uint8_t *tags, tm_error *err)
 {
 	for (size_t i = 0; i < n; i++) {
-		int rc = r->ops->read_page(r, pg + i, data + i * r->page_size,
-					   tags ? tags + i * r->packed_bytes : NULL, err);
+		uint8_t *t = tags ? tags + i * r->packed_bytes : NULL;
+		int rc = data ? r->ops->read_page(r, pg + i, data + i * r->page_size, t, err)
+			      : t ? r->ops->get_tags(r, pg + i, t, err) : 0;
 
 		if (rc)
 			return backend_fail(r, rc, "read", pg + i, err);
@@ -355,9 +356,9 @@ int tm_region_read_pages(tm_region *r, size_t pg, size_t n, void *data,
 		rc = check_page(r, pg + n - 1, "read pages", err);
 	for (size_t i = 0; !rc && i < n; i++)
 		rc = ensure_present(r, pg + i, err);
-	if (rc || n == 0)
-		return rc;
 	tags = r->packed_bytes ? tags : NULL;
+	if (rc || n == 0 || (!data && !tags))
+		return rc;
 	if (!r->ops->read_pages)
 		return read_pages_each(r, pg, n, data, tags, err);
 	rc = r->ops->read_pages(r, pg, n, data, tags, err);

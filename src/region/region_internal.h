@@ -35,7 +35,8 @@ typedef struct tm_backend_ops {
 	int (*read_page)(tm_region *r, size_t pg, void *data, uint8_t *tags,
 			 tm_error *err);
 	/* Pages [pg, pg+n) at once, laid out as n read_page calls would;
-	 * NULL: the core loops over read_page. */
+	 * data NULL: tags only. NULL: the core loops over read_page (or
+	 * get_tags, for tags only). */
 	int (*read_pages)(tm_region *r, size_t pg, size_t n, void *data,
 			  uint8_t *tags, tm_error *err);
 	/* tags NULL: the page's tags become zero */

@@ -19,6 +19,7 @@ struct out_folio {
 	size_t pg, n;
 	uint64_t first;
 	struct tm_iobuf *b;
+	bool tags_read;               /* b->tags filled (else store_tags reads) */
 	bool tagged[FOLIO_MAX];
 	bool zero[FOLIO_MAX];
 };
@@ -31,20 +32,20 @@ static bool all_present(tm_pager *p, const struct out_folio *f)
 	return true;
 }
 
-/* Read every subpage's data and tags into the buffer: the whole folio in
- * one call when it can (the tags then stream out of the region in one
- * copy per shadow chunk instead of 128 bytes between page copies, which
- * measured about a third of swap-out's tag cost); page by page when lazy
- * placement has not placed some page yet - such a page is zero and
- * untagged, and reading it would only fault it in. */
+/* Read every subpage's data (and, page by page, tags) into the buffer:
+ * the whole folio's data in one call when it can, its tags then left to
+ * store_tags - on the tag worker, for a large folio, while this thread
+ * writes the data; page by page when lazy placement has not placed some
+ * page yet - such a page is zero and untagged, and reading it would only
+ * fault it in. */
 static int gather(tm_pager *p, struct out_folio *f, tm_error *err)
 {
 	bool whole = all_present(p, f);
 	int rc = 0;
 
+	f->tags_read = !whole;
 	if (whole)
-		rc = tm_region_read_pages(p->r, f->pg, f->n, f->b->data,
-					  p->packed ? f->b->tags : NULL, err);
+		rc = tm_region_read_pages(p->r, f->pg, f->n, f->b->data, NULL, err);
 	for (size_t i = 0; !rc && i < f->n; i++) {
 		size_t pg = f->pg + i;
 		uint8_t *d = f->b->data + i * p->ps;
@@ -104,8 +105,12 @@ static int store_tags(void *arg, tm_error *err)
 	struct tag_job *j = arg;
 	struct out_folio *f = j->f;
 	tm_pager *p = j->p;
-	int rc;
+	int rc = f->tags_read ? 0 : tm_region_read_pages(p->r, f->pg, f->n, NULL,
+							 f->b->tags, err);
 
+	if (rc)
+		return tm_error_wrap(err, rc, "swap-out of region %s: tags of pages %zu-%zu",
+				     tm_region_name(p->r), f->pg, f->pg + f->n - 1);
 	for (size_t i = 0; i < f->n; i++) {
 		if (f->tagged[i])
 			tm_ts_rec_make(&p->sf->ts, f->b->tags + i * p->packed,

@@ -55,8 +55,9 @@ static void test_write_read_page(void **state)
 
 /* tm_region_read_pages gives exactly what page-by-page reads give: across
  * a shadow-chunk boundary (64 pages), with never-tagged chunks, untagged
- * placements and zeroed pages mixed in, at every start and length tried;
- * and it refuses a range that leaves the region, naming it. */
+ * placements and zeroed pages mixed in, at every start and length tried,
+ * data and tags together, data alone and tags alone; and it refuses a
+ * range that leaves the region, naming it. */
 static void test_read_pages_matches(void **state)
 {
 	RT_REGION(state, f, r);
@@ -95,6 +96,9 @@ static void test_read_pages_matches(void **state)
 			memset(got, 0xEE, n * PS);
 			assert_int_equal(tm_region_read_pages(r, pg, n, got, NULL, &err), 0);
 			assert_memory_equal(got, want + pg * PS, n * PS);
+			memset(gtags, 0xEE, n * 128);
+			assert_int_equal(tm_region_read_pages(r, pg, n, NULL, gtags, &err), 0);
+			assert_memory_equal(gtags, wtags + pg * 128, n * 128);
 		}
 	}
 	assert_int_equal(tm_region_read_pages(r, NP - 2, 3, got, gtags, &err), -ERANGE);
