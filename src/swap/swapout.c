@@ -1,8 +1,13 @@
 /*
- * swapout.c - swapping a folio out: read every subpage's data and tags,
- * allocate naturally aligned slots, one pwrite per run of non-zero pages,
- * store the tagged subpages' tag values in one batch, mark the pages
- * swapped and release their memory. On failure nothing is kept.
+ * swapout.c - swapping folios out: read every subpage's data and tags,
+ * allocate naturally aligned slots for each folio, one pwrite per run of
+ * non-zero pages with consecutive slots, store the tagged subpages' tag
+ * values in one batch per folio, mark the pages swapped and release their
+ * memory. The unit of work is a batch: one folio (tm_swap_out), or every
+ * small folio of one 2^TM_SWAP_MAX_ORDER-page block of a range - they
+ * share the block's folio lock, and a block's tag work is big enough to
+ * hand to the tag worker where one small folio's is not. On failure
+ * nothing of the batch is kept.
  */
 #include "swap/swap_internal.h"
 
@@ -15,9 +20,11 @@
 
 /* ---- swap-out ------------------------------------------------------ */
 
+/* A batch: pages [pg, pg + n), folios of 2^order pages. */
 struct out_folio {
 	size_t pg, n;
-	uint64_t first;
+	unsigned order;
+	uint64_t first[FOLIO_MAX];    /* first slot of each folio */
 	struct tm_iobuf *b;
 	bool tags_read;               /* b->tags filled (else store_tags reads) */
 	bool tagged[FOLIO_MAX];
@@ -66,22 +73,33 @@ static int gather(tm_pager *p, struct out_folio *f, tm_error *err)
 				  tm_region_name(p->r), f->pg, f->pg + f->n - 1) : 0;
 }
 
-/* One pwrite per run of non-zero subpages (one for the whole folio in the
- * usual case). */
+static size_t nfolios(const struct out_folio *f)
+{
+	return f->n >> f->order;
+}
+
+/* The slot of the batch's i-th page: its folio's first + its index. */
+static uint64_t slot_at(const struct out_folio *f, size_t i)
+{
+	return f->first[i >> f->order] + (i & (((size_t)1 << f->order) - 1));
+}
+
+/* One pwrite per run of non-zero subpages in consecutive slots (one for
+ * the whole folio in the usual case). */
 static int write_data(tm_pager *p, struct out_folio *f, tm_error *err)
 {
 	size_t i = 0;
 
 	while (i < f->n) {
-		size_t j = i;
+		size_t j = i + 1;
 
 		if (f->zero[i]) {
 			i++;
 			continue;
 		}
-		while (j < f->n && !f->zero[j])
+		while (j < f->n && !f->zero[j] && slot_at(f, j) == slot_at(f, i) + (j - i))
 			j++;
-		int rc = tm_swapfile_write(p->sf, f->first + i,
+		int rc = tm_swapfile_write(p->sf, slot_at(f, i),
 					   f->b->data + i * p->ps, j - i, err);
 		if (rc)
 			return rc;
@@ -97,9 +115,19 @@ struct tag_job {
 	struct tm_ts_rec recs[FOLIO_MAX];
 };
 
+/* Take back the tags of the batch's first nf folios. */
+static void unstore_folios(tm_pager *p, struct out_folio *f, size_t nf)
+{
+	size_t fn = (size_t)1 << f->order;
+
+	for (size_t k = 0; k < nf; k++)
+		tm_tagstore_drop_batch(&p->sf->ts, f->first[k], fn, f->tagged + k * fn);
+}
+
 /* Build every tagged subpage's record (untagged ones stay empty; building
  * cannot fail: stream records go to the buffer's scratch, raw ones point
- * at its tags) and store them with one lock round trip: all or nothing. */
+ * at its tags) and store each folio's with one lock round trip: all or
+ * nothing for the batch. */
 static int store_tags(void *arg, tm_error *err)
 {
 	struct tag_job *j = arg;
@@ -118,15 +146,23 @@ static int store_tags(void *arg, tm_error *err)
 		else
 			memset(&j->recs[i], 0, sizeof(j->recs[i]));
 	}
-	rc = tm_tagstore_put_batch(&p->sf->ts, f->first, f->n, j->recs, err);
-	return rc ? tm_error_wrap(err, rc, "storing the tags of region %s folio at page %zu",
-				  tm_region_name(p->r), f->pg) : 0;
+	size_t fn = (size_t)1 << f->order;
+
+	for (size_t k = 0; k < nfolios(f); k++) {
+		rc = tm_tagstore_put_batch(&p->sf->ts, f->first[k], fn, j->recs + k * fn, err);
+		if (rc) {
+			unstore_folios(p, f, k);
+			return tm_error_wrap(err, rc, "storing the tags of region %s folio at page %zu",
+					     tm_region_name(p->r), f->pg + k * fn);
+		}
+	}
+	return 0;
 }
 
 /* Take back the tags a job stored (the data write failed). */
 static void unstore_tags(tm_pager *p, struct out_folio *f)
 {
-	tm_tagstore_drop_batch(&p->sf->ts, f->first, f->n, f->tagged);
+	unstore_folios(p, f, nfolios(f));
 }
 
 /*
@@ -152,20 +188,20 @@ static int write_and_store(tm_pager *p, struct out_folio *f, tm_error *err)
 	return rc ? rc : trc;
 }
 
-static void mark_swapped(tm_pager *p, struct out_folio *f, unsigned order)
+static void mark_swapped(tm_pager *p, struct out_folio *f)
 {
 	struct tm_swap_counters *c = &p->sf->ctr;
 	size_t ntag = 0, nzero = 0;
 
 	for (size_t i = 0; i < f->n; i++) {
-		p->folio_first[f->pg + i] = f->first;
-		tm_set_pstate(p, f->pg + i, (uint8_t)(TM_PS_SWAPPED | order |
+		p->folio_first[f->pg + i] = f->first[i >> f->order];
+		tm_set_pstate(p, f->pg + i, (uint8_t)(TM_PS_SWAPPED | f->order |
 						   (f->zero[i] ? TM_PS_ZERO : 0)));
 		ntag += f->tagged[i];
 		nzero += f->zero[i];
 	}
 	atomic_fetch_add(&p->nswapped, f->n);
-	tm_count(&c->folios_out[order], 1);
+	tm_count(&c->folios_out[f->order], nfolios(f));
 	tm_count(&c->pages_out, f->n);
 	tm_count(&c->pages_out_tagged, ntag);
 	tm_count(&c->pages_out_zero, nzero);
@@ -186,69 +222,125 @@ static int check_folio(tm_pager *p, size_t pg, unsigned order, tm_error *err)
 	return 0;
 }
 
-static int swap_out_locked(tm_pager *p, struct out_folio *f, unsigned order,
-			   tm_error *err)
+/* Aligned slots for every folio of the batch, or none. */
+static int alloc_slots(tm_pager *p, struct out_folio *f, tm_error *err)
 {
-	int rc;
+	size_t fn = (size_t)1 << f->order;
 
+	for (size_t k = 0; k < nfolios(f); k++) {
+		int rc = tm_slots_alloc(&p->sf->slots, f->order, &f->first[k]);
+
+		if (rc) {
+			while (k--)
+				tm_slots_free(&p->sf->slots, f->first[k], fn);
+			return tm_error_set(err, rc,
+					    "swap-out of region %s page %zu: swap file %s has no free aligned run of %zu slots",
+					    tm_region_name(p->r), f->pg + k * fn, p->sf->path, fn);
+		}
+	}
+	return 0;
+}
+
+static void free_slots(tm_pager *p, struct out_folio *f)
+{
+	for (size_t k = 0; k < nfolios(f); k++)
+		tm_slots_free(&p->sf->slots, f->first[k], (size_t)1 << f->order);
+}
+
+static int check_none_swapped(tm_pager *p, const struct out_folio *f, tm_error *err)
+{
 	for (size_t i = 0; i < f->n; i++)
 		if (tm_ps_swapped(tm_pstate(p, f->pg + i)))
 			return tm_error_set(err, -EBUSY,
 					    "swap-out of region %s: page %zu is already swapped out",
 					    tm_region_name(p->r), f->pg + i);
-	rc = gather(p, f, err);
+	return 0;
+}
+
+static int swap_out_locked(tm_pager *p, struct out_folio *f, tm_error *err)
+{
+	int rc = check_none_swapped(p, f, err);
+
+	if (!rc)
+		rc = gather(p, f, err);
+	if (!rc)
+		rc = alloc_slots(p, f, err);
 	if (rc)
 		return rc;
-	rc = tm_slots_alloc(&p->sf->slots, order, &f->first);
-	if (rc)
-		return tm_error_set(err, rc,
-				    "swap-out of region %s page %zu: swap file %s has no free aligned run of %zu slots",
-				    tm_region_name(p->r), f->pg, p->sf->path, f->n);
 	rc = write_and_store(p, f, err);
 	if (rc) {
-		tm_slots_free(&p->sf->slots, f->first, f->n);
+		free_slots(p, f);
 		return rc;
 	}
-	mark_swapped(p, f, order);
-	/* If the discard fails the folio stays swapped: its copy is safe in
+	mark_swapped(p, f);
+	/* If the discard fails the folios stay swapped: their copy is safe in
 	 * the file, and a later swap-in rewrites the same contents. */
 	rc = tm_region_discard(p->r, f->pg, f->n, err);
 	return rc ? tm_error_wrap(err, rc, "swap-out of region %s page %zu",
 				  tm_region_name(p->r), f->pg) : 0;
 }
 
-int tm_swap_out(tm_pager *p, size_t pg, unsigned order, tm_error *err)
+/* Swap out the batch of pages [pg, pg + n) in folios of order `order`,
+ * all under one folio lock (the caller keeps n within one lock's block). */
+static int swap_out_batch(tm_pager *p, size_t pg, size_t n, unsigned order,
+			  tm_error *err)
 {
 	struct out_folio f;
-	int rc = check_folio(p, pg, order, err);
+	int rc;
 
-	if (rc)
-		return rc;
 	f.pg = pg;
-	f.n = (size_t)1 << order;
+	f.n = n;
+	f.order = order;
 	f.b = tm_iopool_get(&p->pool);
 	pthread_mutex_lock(tm_folio_lock(p, pg));
-	rc = swap_out_locked(p, &f, order, err);
+	rc = swap_out_locked(p, &f, err);
 	pthread_mutex_unlock(tm_folio_lock(p, pg));
 	tm_iopool_put(&p->pool, f.b);
 	return rc;
+}
+
+int tm_swap_out(tm_pager *p, size_t pg, unsigned order, tm_error *err)
+{
+	int rc = check_folio(p, pg, order, err);
+
+	return rc ? rc : swap_out_batch(p, pg, (size_t)1 << order, order, err);
+}
+
+/* Whether [pg, pg + FOLIO_MAX) can go out as one batch of small folios:
+ * the whole block is in the range and nothing in it is swapped (else the
+ * folio-by-folio path reports exactly which page is). */
+static bool block_batch(tm_pager *p, size_t pg, size_t end, unsigned order)
+{
+	if (order >= TM_TAGWORKER_MIN_ORDER ||
+	    pg % FOLIO_MAX || end - pg < FOLIO_MAX || pg + FOLIO_MAX > p->npages)
+		return false;
+	for (size_t i = 0; i < FOLIO_MAX; i++)
+		if (tm_ps_swapped(tm_pstate(p, pg + i)))
+			return false;
+	return true;
 }
 
 int tm_swap_out_range(tm_pager *p, size_t pg, size_t n, unsigned order,
 		      size_t *done, tm_error *err)
 {
 	size_t step = (size_t)1 << (order > TM_SWAP_MAX_ORDER ? 0 : order);
-	size_t i;
+	size_t i = 0;
 	int rc = 0;
 
 	if (order > TM_SWAP_MAX_ORDER || pg % step || n % step)
 		rc = tm_error_set(err, -EINVAL,
 				  "swap-out of region %s: range %zu+%zu is not made of order-%u folios",
 				  tm_region_name(p->r), pg, n, order);
-	for (i = 0; !rc && i < n; i += step)
-		rc = tm_swap_out(p, pg + i, order, err);
+	while (!rc && i < n) {
+		size_t len = block_batch(p, pg + i, pg + n, order) ? FOLIO_MAX : step;
+
+		rc = check_folio(p, pg + i, order, err);
+		if (!rc)
+			rc = swap_out_batch(p, pg + i, len, order, err);
+		if (!rc)
+			i += len;
+	}
 	if (done)
-		*done = rc ? (i ? i - step : 0) : n;
+		*done = i;
 	return rc;
 }
-

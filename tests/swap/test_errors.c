@@ -388,6 +388,74 @@ static void test_write_failure_keeps_folio(void **state)
 	st_close(p, r, sf, &m);
 }
 
+/* A range of small folios goes out a 2 MiB block at a time (one lock, one
+ * tag job, one discard): when a write fails inside the second block, the
+ * first block stays out, nothing of the second is kept, and *done says
+ * where it stopped. */
+static void test_range_batch_failure(void **state)
+{
+	enum { N = 2048, BLOCK = 512 };
+	tm_swapfile *sf = st_swapfile("bfail", 8 * 512 * (uint64_t)ST_PS, 0);
+	tm_region *r = st_region("bfail", N, true);
+	tm_pager *p = st_pager(r, sf, false, TM_SWAPIN_FOLIO);
+	struct rlimit old, tiny = { 1, 1 };
+	struct st_model m;
+	tm_swap_stats st;
+	tm_error err;
+	size_t done = 99, tagged0 = 0;
+
+	(void)state;
+	st_model_init(&m, N);
+	st_fill(r, &m, 6, 3);
+	for (size_t i = 0; i < BLOCK; i++)
+		tagged0 += m.tagged[i];
+	assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+	tiny.rlim_max = old.rlim_max;
+	/* Each order-2 block fills a fresh 512-slot cluster, from cluster 1
+	 * on (asserted below): the first block takes slots 512..1023, the
+	 * second fails at slot 1280, half-way through. */
+	tiny.rlim_cur = 1280 * (rlim_t)ST_PS;
+	signal(SIGXFSZ, SIG_IGN);
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &tiny), 0);
+	assert_int_equal(tm_swap_out_range(p, 0, N, 2, &done, &err), -EFBIG);
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+	signal(SIGXFSZ, SIG_DFL);
+	assert_int_equal(tm_swap_page_slot(p, 0), 512);
+	assert_int_equal(done, BLOCK);
+	for (size_t i = 0; i < N; i++) {
+		assert_int_equal(tm_swap_page_swapped(p, i), i < BLOCK);
+		if (i >= BLOCK) {
+			assert_true(tm_region_page_present(r, i));
+			st_check_page(r, &m, i);
+		}
+	}
+	tm_swapfile_stats(sf, &st);
+	assert_int_equal(st.tags.entries, tagged0);
+	assert_int_equal(st.slots_used, BLOCK);
+	assert_int_equal(st.pages_out, BLOCK);
+	assert_int_equal(st.folios_out[2], BLOCK / 4);
+
+	/* A block with a page already out goes folio by folio, and the error
+	 * names that page. */
+	assert_int_equal(tm_swap_out(p, 600, 0, &err), 0);
+	assert_int_equal(tm_swap_out_range(p, BLOCK, BLOCK, 2, &done, &err), -EBUSY);
+	assert_non_null(strstr(err.msg, "page 600"));
+	assert_int_equal(done, 600 - BLOCK);
+	for (size_t i = BLOCK; i < 2 * BLOCK; i++)
+		assert_int_equal(tm_swap_page_swapped(p, i), i < 600 || i == 600);
+
+	/* Everything else goes out and comes back intact. */
+	assert_int_equal(tm_swap_out_range(p, 604, 2 * BLOCK - 604, 2, &done, &err), 0);
+	assert_int_equal(tm_swap_out_range(p, 2 * BLOCK, N - 2 * BLOCK, 2, &done, &err), 0);
+	assert_int_equal(done, N - 2 * BLOCK);
+	assert_int_equal(tm_swap_in(p, 0, N, &err), 0);
+	st_check_all(r, &m);
+	tm_swapfile_stats(sf, &st);
+	assert_int_equal(st.tags.entries, 0);
+	assert_int_equal(st.slots_used, 0);
+	st_close(p, r, sf, &m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -398,6 +466,7 @@ int main(void)
 		cmocka_unit_test(test_truncated_fault_folio_mode),
 		cmocka_unit_test(test_truncated_fault_page_mode),
 		cmocka_unit_test(test_write_failure_keeps_folio),
+		cmocka_unit_test(test_range_batch_failure),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
