@@ -61,9 +61,12 @@
  *     2. region-internal locks (inside tm_region_* calls);
  *     3. leaf locks: the slot allocator's and the tag store's mutexes, held
  *        only for a few instructions, never across I/O or region calls, and
- *        the pager's tag-worker mutex (a helper thread that builds or
- *        decodes a folio's tag values while the caller does its file I/O),
- *        held only to hand a job over or collect it.
+ *        the pager's tag-worker mutex (a helper thread that reads,
+ *        builds and stores or decodes a folio's tag values while the
+ *        caller does its file I/O), held only to hand a job over or
+ *        collect it. The worker's job runs on behalf of the caller, which
+ *        holds the folio lock until it has collected it; the job takes
+ *        only region-internal and leaf locks.
  *   Each page's state (resident / swapped) changes only under its folio
  *   lock. A restore takes the folio lock and re-checks that the subpage is
  *   still swapped, and the restorer TAKES the tag-store entry (erases it) as
