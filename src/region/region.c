@@ -338,8 +338,9 @@ static int read_pages_each(tm_region *r, size_t pg, size_t n, uint8_t *data,
 {
 	for (size_t i = 0; i < n; i++) {
 		uint8_t *t = tags ? tags + i * r->packed_bytes : NULL;
+		/* data NULL: tags alone (the caller saw to it that t is set) */
 		int rc = data ? r->ops->read_page(r, pg + i, data + i * r->page_size, t, err)
-			      : t ? r->ops->get_tags(r, pg + i, t, err) : 0;
+			      : r->ops->get_tags(r, pg + i, t, err);
 
 		if (rc)
 			return backend_fail(r, rc, "read", pg + i, err);

@@ -247,14 +247,24 @@ static void free_slots(tm_pager *p, struct out_folio *f)
 		tm_slots_free(&p->sf->slots, f->first[k], (size_t)1 << f->order);
 }
 
+/* The first swapped page of [pg, pg + n), or pg + n if there is none. */
+static size_t first_swapped(tm_pager *p, size_t pg, size_t n)
+{
+	size_t i = pg;
+
+	while (i < pg + n && !tm_ps_swapped(tm_pstate(p, i)))
+		i++;
+	return i;
+}
+
 static int check_none_swapped(tm_pager *p, const struct out_folio *f, tm_error *err)
 {
-	for (size_t i = 0; i < f->n; i++)
-		if (tm_ps_swapped(tm_pstate(p, f->pg + i)))
-			return tm_error_set(err, -EBUSY,
-					    "swap-out of region %s: page %zu is already swapped out",
-					    tm_region_name(p->r), f->pg + i);
-	return 0;
+	size_t at = first_swapped(p, f->pg, f->n);
+
+	return at < f->pg + f->n
+		? tm_error_set(err, -EBUSY, "swap-out of region %s: page %zu is already swapped out",
+			       tm_region_name(p->r), at)
+		: 0;
 }
 
 static int swap_out_locked(tm_pager *p, struct out_folio *f, tm_error *err)
@@ -311,13 +321,9 @@ int tm_swap_out(tm_pager *p, size_t pg, unsigned order, tm_error *err)
  * folio-by-folio path reports exactly which page is). */
 static bool block_batch(tm_pager *p, size_t pg, size_t end, unsigned order)
 {
-	if (order >= TM_TAGWORKER_MIN_ORDER ||
-	    pg % FOLIO_MAX || end - pg < FOLIO_MAX || pg + FOLIO_MAX > p->npages)
-		return false;
-	for (size_t i = 0; i < FOLIO_MAX; i++)
-		if (tm_ps_swapped(tm_pstate(p, pg + i)))
-			return false;
-	return true;
+	return order < TM_TAGWORKER_MIN_ORDER && pg % FOLIO_MAX == 0 &&
+	       end - pg >= FOLIO_MAX && pg + FOLIO_MAX <= p->npages &&
+	       first_swapped(p, pg, FOLIO_MAX) == pg + FOLIO_MAX;
 }
 
 int tm_swap_out_range(tm_pager *p, size_t pg, size_t n, unsigned order,

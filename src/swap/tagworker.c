@@ -22,6 +22,7 @@
  * running spins for it (the job is tens of microseconds) before sleeping.
  */
 #include "swap/swap_internal.h"
+#include "common/util.h"
 
 #include <string.h>
 #include <sys/prctl.h>
@@ -35,14 +36,6 @@
 /* Longer than the largest job (a 2 MiB folio: about 60 us); past it the
  * worker has probably lost its CPU and the caller sleeps instead. */
 #define SPIN_NS 200000ull
-
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 /* A spin-wait hint: lets the sibling hyperthread (or, under a hypervisor
  * with pause-loop exiting, another vCPU) have the core while we wait. */
@@ -70,7 +63,7 @@ static void set_state(struct tm_tagworker *w, int s)
 static void await_job(struct tm_tagworker *w, uint64_t last)
 {
 	while (!w->stop && state_of(w) != TM_TW_POSTED) {
-		if (mono_ns() - last < POLL_WINDOW_NS) {
+		if (tm_now_ns() - last < POLL_WINDOW_NS) {
 			struct timespec d = { 0, (long)POLL_NS };
 
 			pthread_mutex_unlock(&w->lock);
@@ -104,7 +97,7 @@ static void *worker_main(void *arg)
 		set_state(w, TM_TW_DONE);
 		if (w->waiting)
 			pthread_cond_broadcast(&w->cv);
-		last = mono_ns();
+		last = tm_now_ns();
 	}
 	pthread_mutex_unlock(&w->lock);
 	return NULL;
@@ -156,9 +149,9 @@ bool tm_tagworker_post(struct tm_tagworker *w, int (*fn)(void *, tm_error *),
 /* The job is running: spin for it a while, then sleep. */
 static void await_done(struct tm_tagworker *w)
 {
-	uint64_t t0 = mono_ns();
+	uint64_t t0 = tm_now_ns();
 
-	while (state_of(w) != TM_TW_DONE && mono_ns() - t0 < SPIN_NS)
+	while (state_of(w) != TM_TW_DONE && tm_now_ns() - t0 < SPIN_NS)
 		cpu_relax();
 	if (state_of(w) == TM_TW_DONE)
 		return;

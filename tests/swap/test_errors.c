@@ -334,6 +334,30 @@ static void test_truncated_fault_page_mode(void **state)
 	truncated_fault(TM_SWAPIN_PAGE);
 }
 
+/* Limit the size of files this process writes (RLIMIT_FSIZE, SIGXFSZ
+ * ignored so that writes past it fail with EFBIG); fsize_end undoes it. */
+static struct rlimit fsize_begin(void)
+{
+	struct rlimit old;
+
+	assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+	signal(SIGXFSZ, SIG_IGN);
+	return old;
+}
+
+static void fsize_set(const struct rlimit *old, rlim_t cur)
+{
+	struct rlimit lim = { cur, old->rlim_max };
+
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+}
+
+static void fsize_end(const struct rlimit *old)
+{
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, old), 0);
+	signal(SIGXFSZ, SIG_DFL);
+}
+
 /* Writes to the swap file fail: nothing swaps out, nothing is lost. */
 static void test_write_failure_keeps_folio(void **state)
 {
@@ -341,7 +365,6 @@ static void test_write_failure_keeps_folio(void **state)
 	tm_swapfile *sf = st_swapfile("wfail", 4 * 512 * (uint64_t)ST_PS, 0);
 	tm_region *r = st_region("wfail", N, true);
 	tm_pager *p = st_pager(r, sf, false, TM_SWAPIN_FOLIO);
-	struct rlimit old, tiny = { 1, 1 };
 	struct st_model m;
 	tm_swap_stats st;
 	tm_error err;
@@ -349,9 +372,7 @@ static void test_write_failure_keeps_folio(void **state)
 	(void)state;
 	st_model_init(&m, N);
 	st_fill(r, &m, 5, 4);
-	assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
-	tiny.rlim_max = old.rlim_max;
-	signal(SIGXFSZ, SIG_IGN);
+	struct rlimit old = fsize_begin();
 	for (unsigned order = 0; order <= 9; order += 9) {
 		size_t pg = order ? 512 : 7;
 
@@ -359,8 +380,7 @@ static void test_write_failure_keeps_folio(void **state)
 		 * 512..1023, the first aligned run): the first half of the
 		 * folio is written, then EFBIG - late enough that the tag
 		 * worker has stored the folio's tags, which must go again. */
-		tiny.rlim_cur = order ? 768 * (rlim_t)ST_PS : 1;
-		assert_int_equal(setrlimit(RLIMIT_FSIZE, &tiny), 0);
+		fsize_set(&old, order ? 768 * (rlim_t)ST_PS : 1);
 
 		assert_int_equal(tm_swap_out(p, pg, order, &err), -EFBIG);
 		assert_non_null(strstr(err.msg, "slot"));
@@ -374,8 +394,7 @@ static void test_write_failure_keeps_folio(void **state)
 		assert_int_equal(st.slots_used, 0);
 		assert_int_equal(st.pages_out, 0);
 	}
-	assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
-	signal(SIGXFSZ, SIG_DFL);
+	fsize_end(&old);
 	/* Writable again: the same folios go out and come back intact. */
 	assert_int_equal(tm_swap_out(p, 512, 9, &err), 0);
 	assert_int_equal(tm_swap_out(p, 7, 0, &err), 0);
@@ -398,7 +417,6 @@ static void test_range_batch_failure(void **state)
 	tm_swapfile *sf = st_swapfile("bfail", 8 * 512 * (uint64_t)ST_PS, 0);
 	tm_region *r = st_region("bfail", N, true);
 	tm_pager *p = st_pager(r, sf, false, TM_SWAPIN_FOLIO);
-	struct rlimit old, tiny = { 1, 1 };
 	struct st_model m;
 	tm_swap_stats st;
 	tm_error err;
@@ -409,17 +427,13 @@ static void test_range_batch_failure(void **state)
 	st_fill(r, &m, 6, 3);
 	for (size_t i = 0; i < BLOCK; i++)
 		tagged0 += m.tagged[i];
-	assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
-	tiny.rlim_max = old.rlim_max;
+	struct rlimit old = fsize_begin();
 	/* Each order-2 block fills a fresh 512-slot cluster, from cluster 1
 	 * on (asserted below): the first block takes slots 512..1023, the
 	 * second fails at slot 1280, half-way through. */
-	tiny.rlim_cur = 1280 * (rlim_t)ST_PS;
-	signal(SIGXFSZ, SIG_IGN);
-	assert_int_equal(setrlimit(RLIMIT_FSIZE, &tiny), 0);
+	fsize_set(&old, 1280 * (rlim_t)ST_PS);
 	assert_int_equal(tm_swap_out_range(p, 0, N, 2, &done, &err), -EFBIG);
-	assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
-	signal(SIGXFSZ, SIG_DFL);
+	fsize_end(&old);
 	assert_int_equal(tm_swap_page_slot(p, 0), 512);
 	assert_int_equal(done, BLOCK);
 	for (size_t i = 0; i < N; i++) {
