@@ -16,7 +16,14 @@ NATIVE_PKGS=(
   gdb-multiarch      # real client for our ELF core dumps
   gnuplot-nox        # storage-sim plots
   libclang-rt-14-dev # libFuzzer + sanitizer runtimes for clang
+  # make check-vm: a full-system arm64 machine with MTE. qemu-system-arm
+  # comes from bookworm-backports (pinned below; bookworm's 7.2 gets MTE
+  # wrong in system mode) and drags qemu-user to the same version.
+  qemu-system-arm
+  cpio               # the guest's initramfs (newc)
 )
+# The oldest qemu-system-arm check-vm accepts (MTE-KERNEL-FACTS.md).
+QEMU_MIN_VERSION=1:10.0.2
 CROSS_PKGS=(libcmocka-dev:arm64 libzstd-dev:arm64 libxxhash-dev:arm64)
 # libjudy-dev (swap's tag store) is not Multi-Arch: same in Debian, so
 # libjudy-dev:arm64 cannot be installed next to the native libjudy-dev: apt
@@ -41,13 +48,66 @@ judy_arm64() {
   rm -rf "$tmp"
 }
 
+# bookworm-backports as an apt source, and a pin that takes the QEMU
+# packages from it and nothing else: every other package stays on bookworm
+# (priority 1: a backports version is never an upgrade of an installed
+# package; it is a candidate only where bookworm has no such package at all,
+# which is how scripts/vm/fetch downloads the arm64 kernel). Files are
+# rewritten only when their content differs, so a second run changes
+# nothing and does not need apt-get update.
+BACKPORTS_SOURCE=/etc/apt/sources.list.d/tagmem-backports.sources
+BACKPORTS_PIN=/etc/apt/preferences.d/tagmem-backports
+QEMU_BACKPORTS_PKGS="qemu-system-arm qemu-system-common qemu-system-data qemu-system-gui qemu-user qemu-utils qemu-block-extra"
+apt_changed=0
+
+# Write stdin to $1 unless it already holds exactly that; note the change.
+put_file() {
+  local want
+  want=$(cat)
+  if [ -f "$1" ] && [ "$(cat "$1")" = "$want" ]; then
+    return 0
+  fi
+  echo "deps: writing $1"
+  printf '%s\n' "$want" | $SUDO tee "$1.tmp" >/dev/null
+  $SUDO mv -f "$1.tmp" "$1"
+  apt_changed=1
+}
+
+backports() {
+  put_file "$BACKPORTS_SOURCE" <<EOT
+Types: deb
+URIs: http://deb.debian.org/debian
+Suites: bookworm-backports
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+EOT
+  put_file "$BACKPORTS_PIN" <<EOT
+Package: $QEMU_BACKPORTS_PKGS
+Pin: release n=bookworm-backports
+Pin-Priority: 990
+
+Package: *
+Pin: release n=bookworm-backports
+Pin-Priority: 1
+EOT
+}
+
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO=sudo
+backports
+
 missing=()
 for p in "${NATIVE_PKGS[@]}" "${CROSS_PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-SUDO=""
-[ "$(id -u)" -ne 0 ] && SUDO=sudo
+# An installed bookworm QEMU (7.2) is not enough: upgrade it through the pin.
+v=$(dpkg-query -W -f='${Version}' qemu-system-arm 2>/dev/null || true)
+if [ -n "$v" ] && ! dpkg --compare-versions "$v" ge "$QEMU_MIN_VERSION"; then
+  missing+=(qemu-system-arm)
+fi
 if [ ${#missing[@]} -eq 0 ]; then
+  # new apt configuration: refresh the lists so the pin and source take effect
+  [ "$apt_changed" = 1 ] && $SUDO apt-get update -qq
   judy_arm64
   echo "deps: all present"
   exit 0
@@ -58,5 +118,6 @@ if ! dpkg --print-foreign-architectures | grep -qx arm64; then
 fi
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
+apt_changed=0
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 judy_arm64
