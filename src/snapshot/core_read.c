@@ -62,11 +62,11 @@ static int check_ident(tm_core *c, const uint8_t *h, size_t len, tm_error *err)
 	if (h[5] != ELF_DATA2LSB)
 		return tm_error_set(err, -EPROTONOSUPPORT, "core %s: offset 5: ELF data encoding %u, only little-endian cores are read",
 				    c->f.path, h[5]);
-	if (h[6] != 1 || snap_get32(h + EH_VERSION) != 1)
-		return BAD(6, "ELF version %u/%u, expected 1", h[6], snap_get32(h + EH_VERSION));
-	if (snap_get16(h + EH_TYPE) != ELF_ET_CORE)
+	if (h[6] != 1 || tm_snap_get32(h + EH_VERSION) != 1)
+		return BAD(6, "ELF version %u/%u, expected 1", h[6], tm_snap_get32(h + EH_VERSION));
+	if (tm_snap_get16(h + EH_TYPE) != ELF_ET_CORE)
 		return BAD(EH_TYPE, "ELF type %u is not ET_CORE (4): not a core dump",
-			   snap_get16(h + EH_TYPE));
+			   tm_snap_get16(h + EH_TYPE));
 	return 0;
 }
 
@@ -74,21 +74,21 @@ static int check_ident(tm_core *c, const uint8_t *h, size_t len, tm_error *err)
 static int phnum_of(tm_core *c, const uint8_t *h, uint64_t *phnum,
 		    tm_error *err)
 {
-	uint64_t shoff = snap_get64(h + EH_SHOFF);
+	uint64_t shoff = tm_snap_get64(h + EH_SHOFF);
 	uint8_t sh[SH_SIZE];
 	int rc;
 
-	*phnum = snap_get16(h + EH_PHNUM);
+	*phnum = tm_snap_get16(h + EH_PHNUM);
 	if (*phnum != ELF_PN_XNUM)
 		return 0;
 	if (shoff == 0 || shoff > c->f.size || c->f.size - shoff < SH_SIZE ||
-	    snap_get16(h + EH_SHENTSIZE) != SH_SIZE)
+	    tm_snap_get16(h + EH_SHENTSIZE) != SH_SIZE)
 		return BAD(EH_SHOFF, "e_phnum is PN_XNUM but section header 0 at %" PRIu64 " is missing or outside the file",
 			   shoff);
-	rc = sfile_pread(&c->f, sh, SH_SIZE, shoff, err);
+	rc = tm_sfile_pread(&c->f, sh, SH_SIZE, shoff, err);
 	if (rc)
 		return rc;
-	*phnum = snap_get32(sh + SH_INFO);
+	*phnum = tm_snap_get32(sh + SH_INFO);
 	return 0;
 }
 
@@ -101,14 +101,14 @@ static void note_prstatus(tm_core *c, const uint8_t *d, uint32_t len)
 {
 	if (c->info.nthreads++ || len < PRS_REG)
 		return;
-	c->info.signo = (int)snap_get16(d + PRS_CURSIG);
-	c->info.pid = snap_get32(d + PRS_PID);
+	c->info.signo = (int)tm_snap_get16(d + PRS_CURSIG);
+	c->info.pid = tm_snap_get32(d + PRS_PID);
 	if (c->info.machine == ELF_EM_AARCH64 && len >= PRS_SIZE) {
-		c->info.pc = snap_get64(d + PRS_PC);
-		c->info.sp = snap_get64(d + PRS_SP);
+		c->info.pc = tm_snap_get64(d + PRS_PC);
+		c->info.sp = tm_snap_get64(d + PRS_SP);
 	} else if (c->info.machine == ELF_EM_X86_64 && len >= PRS_X86_SIZE) {
-		c->info.pc = snap_get64(d + PRS_REG + PRS_X86_RIP * 8);
-		c->info.sp = snap_get64(d + PRS_REG + PRS_X86_RSP * 8);
+		c->info.pc = tm_snap_get64(d + PRS_REG + PRS_X86_RIP * 8);
+		c->info.sp = tm_snap_get64(d + PRS_REG + PRS_X86_RSP * 8);
 	}
 }
 
@@ -116,7 +116,7 @@ static void note_auxv(tm_core *c, const uint8_t *d, uint32_t len)
 {
 	c->info.has_auxv = true;
 	for (uint32_t i = 0; i + 16 <= len; i += 16) {
-		uint64_t t = snap_get64(d + i), v = snap_get64(d + i + 8);
+		uint64_t t = tm_snap_get64(d + i), v = tm_snap_get64(d + i + 8);
 
 		if (t == AUX_NULL)
 			break;
@@ -143,13 +143,13 @@ static void note_one(tm_core *c, const char *name, uint32_t type,
 			note_auxv(c, d, len);
 		else if (type == ELF_NT_SIGINFO && len >= SI_SIZE) {
 			c->info.has_siginfo = true;
-			c->info.si_code = (int)snap_get32(d + SI_CODE);
-			c->info.fault_addr = snap_get64(d + SI_ADDR);
+			c->info.si_code = (int)tm_snap_get32(d + SI_CODE);
+			c->info.fault_addr = tm_snap_get64(d + SI_ADDR);
 		}
 	} else if (strcmp(name, "LINUX") == 0 && type == ELF_NT_ARM_TAGGED_ADDR_CTRL &&
 		   len >= 8) {
 		c->info.has_tagged_addr_ctrl = true;
-		c->info.tagged_addr_ctrl = snap_get64(d);
+		c->info.tagged_addr_ctrl = tm_snap_get64(d);
 	}
 }
 
@@ -165,10 +165,10 @@ static int parse_notes(tm_core *c, const uint8_t *n, uint64_t len,
 		if (len - at < 12)
 			return BAD(base + at, "truncated note header (%" PRIu64 " bytes left in PT_NOTE)",
 				   len - at);
-		nsz = snap_get32(n + at);
-		dsz = snap_get32(n + at + 4);
-		name_end = at + 12 + snap_align_up(nsz, 4);
-		end = name_end + snap_align_up(dsz, 4);
+		nsz = tm_snap_get32(n + at);
+		dsz = tm_snap_get32(n + at + 4);
+		name_end = at + 12 + tm_snap_align_up(nsz, 4);
+		end = name_end + tm_snap_align_up(dsz, 4);
 		if (name_end > len || end > len)
 			return BAD(base + at, "note (name %" PRIu64 " bytes, desc %" PRIu64 " bytes) runs past its PT_NOTE segment",
 				   nsz, dsz);
@@ -176,7 +176,7 @@ static int parse_notes(tm_core *c, const uint8_t *n, uint64_t len,
 			return BAD(base + at + 12, "note name is not NUL-terminated");
 		if (nsz && nsz <= sizeof(name))
 			memcpy(name, n + at + 12, nsz);
-		note_one(c, name, snap_get32(n + at + 8), n + name_end, (uint32_t)dsz);
+		note_one(c, name, tm_snap_get32(n + at + 8), n + name_end, (uint32_t)dsz);
 		at = end;
 	}
 	return 0;
@@ -192,7 +192,7 @@ static int read_notes(tm_core *c, uint64_t off, uint64_t len, tm_error *err)
 	n = malloc(len ? len : 1);
 	if (!n)
 		return tm_error_set(err, -ENOMEM, "core %s: no memory for notes", c->f.path);
-	rc = sfile_pread(&c->f, n, len, off, err);
+	rc = tm_sfile_pread(&c->f, n, len, off, err);
 	if (!rc)
 		rc = parse_notes(c, n, len, off, err);
 	free(n);
@@ -206,20 +206,20 @@ static int add_load(tm_core *c, const uint8_t *p)
 	tm_core_segment *s = &c->seg[c->nseg++];
 
 	memset(s, 0, sizeof(*s));
-	s->vaddr = snap_get64(p + PH_VADDR);
-	s->memsz = snap_get64(p + PH_MEMSZ);
-	s->offset = snap_get64(p + PH_OFFSET);
-	s->filesz = snap_get64(p + PH_FILESZ);
-	s->prot = snap_get32(p + PH_FLAGS) & 7;
+	s->vaddr = tm_snap_get64(p + PH_VADDR);
+	s->memsz = tm_snap_get64(p + PH_MEMSZ);
+	s->offset = tm_snap_get64(p + PH_OFFSET);
+	s->filesz = tm_snap_get64(p + PH_FILESZ);
+	s->prot = tm_snap_get32(p + PH_FLAGS) & 7;
 	return 0;
 }
 
 static int check_phdr(tm_core *c, const uint8_t *p, uint64_t at, size_t i,
 		      tm_error *err)
 {
-	uint32_t type = snap_get32(p + PH_TYPE);
-	uint64_t off = snap_get64(p + PH_OFFSET), fsz = snap_get64(p + PH_FILESZ);
-	uint64_t va = snap_get64(p + PH_VADDR), msz = snap_get64(p + PH_MEMSZ);
+	uint32_t type = tm_snap_get32(p + PH_TYPE);
+	uint64_t off = tm_snap_get64(p + PH_OFFSET), fsz = tm_snap_get64(p + PH_FILESZ);
+	uint64_t va = tm_snap_get64(p + PH_VADDR), msz = tm_snap_get64(p + PH_MEMSZ);
 
 	if (type != ELF_PT_LOAD && type != ELF_PT_NOTE && type != TM_PT_AARCH64_MEMTAG_MTE)
 		return 0;
@@ -238,19 +238,19 @@ static int check_phdr(tm_core *c, const uint8_t *p, uint64_t at, size_t i,
 
 static int take_phdr(tm_core *c, const uint8_t *p, tm_error *err)
 {
-	uint32_t type = snap_get32(p + PH_TYPE);
+	uint32_t type = tm_snap_get32(p + PH_TYPE);
 
 	if (type == ELF_PT_LOAD)
 		return add_load(c, p);
 	if (type == ELF_PT_NOTE)
-		return read_notes(c, snap_get64(p + PH_OFFSET), snap_get64(p + PH_FILESZ), err);
+		return read_notes(c, tm_snap_get64(p + PH_OFFSET), tm_snap_get64(p + PH_FILESZ), err);
 	if (type == TM_PT_AARCH64_MEMTAG_MTE && c->info.machine == ELF_EM_AARCH64) {
 		struct memtag *t = &c->tag[c->ntag++];
 
-		t->vaddr = snap_get64(p + PH_VADDR);
-		t->memsz = snap_get64(p + PH_MEMSZ);
-		t->offset = snap_get64(p + PH_OFFSET);
-		t->filesz = snap_get64(p + PH_FILESZ);
+		t->vaddr = tm_snap_get64(p + PH_VADDR);
+		t->memsz = tm_snap_get64(p + PH_MEMSZ);
+		t->offset = tm_snap_get64(p + PH_OFFSET);
+		t->filesz = tm_snap_get64(p + PH_FILESZ);
 	}
 	return 0;
 }
@@ -278,15 +278,15 @@ static int match_tags(tm_core *c, uint64_t phoff, tm_error *err)
 
 static int read_phdrs(tm_core *c, const uint8_t *h, tm_error *err)
 {
-	uint64_t phoff = snap_get64(h + EH_PHOFF), phnum;
+	uint64_t phoff = tm_snap_get64(h + EH_PHOFF), phnum;
 	uint8_t *ph = NULL;
 	int rc = phnum_of(c, h, &phnum, err);
 
 	if (rc)
 		return rc;
-	if (phnum && snap_get16(h + EH_PHENTSIZE) != PH_SIZE)
+	if (phnum && tm_snap_get16(h + EH_PHENTSIZE) != PH_SIZE)
 		return BAD(EH_PHENTSIZE, "e_phentsize %u, expected %u",
-			   snap_get16(h + EH_PHENTSIZE), PH_SIZE);
+			   tm_snap_get16(h + EH_PHENTSIZE), PH_SIZE);
 	if (phnum > CORE_MAX_PHNUM || phoff > c->f.size ||
 	    phnum * PH_SIZE > c->f.size - phoff)
 		return BAD(EH_PHOFF, "%" PRIu64 " program headers at offset %" PRIu64 " run past the end of the file (%" PRIu64 " bytes)",
@@ -298,7 +298,7 @@ static int read_phdrs(tm_core *c, const uint8_t *h, tm_error *err)
 		rc = tm_error_set(err, -ENOMEM, "core %s: no memory for %" PRIu64 " program headers",
 				  c->f.path, phnum);
 	if (!rc)
-		rc = sfile_pread(&c->f, ph, phnum * PH_SIZE, phoff, err);
+		rc = tm_sfile_pread(&c->f, ph, phnum * PH_SIZE, phoff, err);
 	for (uint64_t i = 0; i < phnum && !rc; i++)
 		rc = check_phdr(c, ph + i * PH_SIZE, phoff + i * PH_SIZE, (size_t)i, err);
 	for (uint64_t i = 0; i < phnum && !rc; i++)
@@ -320,17 +320,17 @@ int tm_core_open(const char *path, tm_core **out, tm_error *err)
 	*out = NULL;
 	if (!c)
 		return tm_error_set(err, -ENOMEM, "core %s: no memory", path);
-	rc = sfile_open(&c->f, path, TM_SNAP_IO_BUFFERED, err);
+	rc = tm_sfile_open(&c->f, path, TM_SNAP_IO_BUFFERED, err);
 	if (rc) {
 		free(c);
 		return rc;
 	}
 	len = c->f.size < EH_SIZE ? (size_t)c->f.size : EH_SIZE;
-	rc = sfile_pread(&c->f, h, len, 0, err);
+	rc = tm_sfile_pread(&c->f, h, len, 0, err);
 	if (!rc)
 		rc = check_ident(c, h, len, err);
 	if (!rc) {
-		c->info.machine = snap_get16(h + EH_MACHINE);
+		c->info.machine = tm_snap_get16(h + EH_MACHINE);
 		c->info.file_size = c->f.size;
 		rc = read_phdrs(c, h, err);
 	}
@@ -346,7 +346,7 @@ void tm_core_close(tm_core *c)
 {
 	if (!c)
 		return;
-	sfile_close(&c->f);
+	tm_sfile_close(&c->f);
 	free(c->seg);
 	free(c->tag);
 	free(c);
@@ -393,7 +393,7 @@ int tm_core_read_mem(tm_core *c, uint64_t addr, void *buf, size_t len,
 		in = addr - s->vaddr;
 		n = s->memsz - in < len ? s->memsz - in : len;
 		from_file = in < s->filesz ? (s->filesz - in < n ? s->filesz - in : n) : 0;
-		rc = from_file ? sfile_pread(&c->f, out, from_file, s->offset + in, err) : 0;
+		rc = from_file ? tm_sfile_pread(&c->f, out, from_file, s->offset + in, err) : 0;
 		if (rc)
 			return rc;
 		memset(out + from_file, 0, n - from_file);
@@ -420,7 +420,7 @@ static int seg_tags(tm_core *c, const tm_core_segment *s, uint64_t g,
 		int rc;
 
 		have = b < s->tag_filesz ? (s->tag_filesz - b < cnt ? s->tag_filesz - b : cnt) : 0;
-		rc = have ? sfile_pread(&c->f, buf, have, s->tag_offset + b, err) : 0;
+		rc = have ? tm_sfile_pread(&c->f, buf, have, s->tag_offset + b, err) : 0;
 		if (rc)
 			return rc;
 		memset(buf + have, 0, cnt - have);

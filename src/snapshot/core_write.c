@@ -38,34 +38,34 @@ static size_t put_note(uint8_t *p, const char *name, uint32_t type,
 	size_t nlen = strlen(name) + 1, at = 12;
 
 	if (p) {
-		snap_put32(p, (uint32_t)nlen);
-		snap_put32(p + 4, (uint32_t)dlen);
-		snap_put32(p + 8, type);
-		memset(p + at, 0, snap_align_up(nlen, 4));
+		tm_snap_put32(p, (uint32_t)nlen);
+		tm_snap_put32(p + 4, (uint32_t)dlen);
+		tm_snap_put32(p + 8, type);
+		memset(p + at, 0, tm_snap_align_up(nlen, 4));
 		memcpy(p + at, name, nlen);
 	}
-	at += snap_align_up(nlen, 4);
+	at += tm_snap_align_up(nlen, 4);
 	if (p) {
-		memset(p + at, 0, snap_align_up(dlen, 4));
+		memset(p + at, 0, tm_snap_align_up(dlen, 4));
 		memcpy(p + at, desc, dlen);
 	}
-	return at + snap_align_up(dlen, 4);
+	return at + tm_snap_align_up(dlen, 4);
 }
 
 static void fill_prstatus(uint8_t *d, const tm_core_opts *o)
 {
 	memset(d, 0, PRS_SIZE);
-	snap_put32(d + PRS_SIGNO, (uint32_t)o->signo);
-	snap_put32(d + PRS_CODE, (uint32_t)o->si_code);
-	snap_put16(d + PRS_CURSIG, (uint16_t)o->signo);
-	snap_put32(d + PRS_PID, o->pid);
-	snap_put32(d + PRS_PPID, 1);
-	snap_put32(d + PRS_PGRP, o->pid);
-	snap_put32(d + PRS_SID, o->pid);
-	snap_put64(d + PRS_SP, o->sp);
-	snap_put64(d + PRS_PC, o->pc);
-	snap_put64(d + PRS_PSTATE, 0);     /* EL0t, flags clear */
-	snap_put32(d + PRS_FPVALID, 1);
+	tm_snap_put32(d + PRS_SIGNO, (uint32_t)o->signo);
+	tm_snap_put32(d + PRS_CODE, (uint32_t)o->si_code);
+	tm_snap_put16(d + PRS_CURSIG, (uint16_t)o->signo);
+	tm_snap_put32(d + PRS_PID, o->pid);
+	tm_snap_put32(d + PRS_PPID, 1);
+	tm_snap_put32(d + PRS_PGRP, o->pid);
+	tm_snap_put32(d + PRS_SID, o->pid);
+	tm_snap_put64(d + PRS_SP, o->sp);
+	tm_snap_put64(d + PRS_PC, o->pc);
+	tm_snap_put64(d + PRS_PSTATE, 0);     /* EL0t, flags clear */
+	tm_snap_put32(d + PRS_FPVALID, 1);
 }
 
 static void fill_prpsinfo(uint8_t *d, const tm_core_opts *o)
@@ -73,10 +73,10 @@ static void fill_prpsinfo(uint8_t *d, const tm_core_opts *o)
 	memset(d, 0, PRP_SIZE);
 	d[PRP_STATE] = 0;
 	d[PRP_SNAME] = 'R';
-	snap_put32(d + PRP_PID, o->pid);
-	snap_put32(d + PRP_PPID, 1);
-	snap_put32(d + PRP_PGRP, o->pid);
-	snap_put32(d + PRP_SID, o->pid);
+	tm_snap_put32(d + PRP_PID, o->pid);
+	tm_snap_put32(d + PRP_PPID, 1);
+	tm_snap_put32(d + PRP_PGRP, o->pid);
+	tm_snap_put32(d + PRP_SID, o->pid);
 	memcpy(d + PRP_FNAME, o->comm, strnlen(o->comm, 15));
 	memcpy(d + PRP_PSARGS, o->comm, strnlen(o->comm, 79));
 }
@@ -84,9 +84,9 @@ static void fill_prpsinfo(uint8_t *d, const tm_core_opts *o)
 static void fill_siginfo(uint8_t *d, const tm_core_opts *o)
 {
 	memset(d, 0, SI_SIZE);
-	snap_put32(d + SI_SIGNO, (uint32_t)o->signo);
-	snap_put32(d + SI_CODE, (uint32_t)o->si_code);
-	snap_put64(d + SI_ADDR, o->fault_addr);
+	tm_snap_put32(d + SI_SIGNO, (uint32_t)o->signo);
+	tm_snap_put32(d + SI_CODE, (uint32_t)o->si_code);
+	tm_snap_put64(d + SI_ADDR, o->fault_addr);
 }
 
 static size_t fill_auxv(uint8_t *d, uint32_t page_size)
@@ -96,7 +96,7 @@ static size_t fill_auxv(uint8_t *d, uint32_t page_size)
 			       AUX_PAGESZ, page_size, AUX_NULL, 0 };
 
 	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++)
-		snap_put64(d + 8 * i, v[i]);
+		tm_snap_put64(d + 8 * i, v[i]);
 	return sizeof(v);
 }
 
@@ -117,7 +117,7 @@ static size_t build_notes(uint8_t *buf, const tm_core_opts *o,
 	at += put_note(buf ? buf + at : NULL, "CORE", ELF_NT_AUXV, d, alen);
 	memset(d, 0, FPSIMD_SIZE);
 	at += put_note(buf ? buf + at : NULL, "CORE", ELF_NT_FPREGSET, d, FPSIMD_SIZE);
-	snap_put64(d, o->tagged_addr_ctrl);
+	tm_snap_put64(d, o->tagged_addr_ctrl);
 	at += put_note(buf ? buf + at : NULL, "LINUX", ELF_NT_ARM_TAGGED_ADDR_CTRL, d, 8);
 	return at;
 }
@@ -172,7 +172,7 @@ static int plan_core(struct core_plan *P, const tm_core_opts *o, tm_error *err)
 	P->notes_off = EH_SIZE + (1 + P->n + P->ntagged) * PH_SIZE;
 	at = P->notes_off + P->notes_len;
 	for (size_t i = 0; i < P->n; i++) {
-		at = snap_align_up(at, tm_region_geom(P->regs[i].region)->page_size);
+		at = tm_snap_align_up(at, tm_region_geom(P->regs[i].region)->page_size);
 		P->load_off[i] = at;
 		at += tm_region_size(P->regs[i].region);
 	}
@@ -190,13 +190,13 @@ static void put_phdr(uint8_t *p, uint32_t type, uint32_t flags, uint64_t off,
 		     uint64_t align)
 {
 	memset(p, 0, PH_SIZE);
-	snap_put32(p + PH_TYPE, type);
-	snap_put32(p + PH_FLAGS, flags);
-	snap_put64(p + PH_OFFSET, off);
-	snap_put64(p + PH_VADDR, vaddr);
-	snap_put64(p + PH_FILESZ, filesz);
-	snap_put64(p + PH_MEMSZ, memsz);
-	snap_put64(p + PH_ALIGN, align);
+	tm_snap_put32(p + PH_TYPE, type);
+	tm_snap_put32(p + PH_FLAGS, flags);
+	tm_snap_put64(p + PH_OFFSET, off);
+	tm_snap_put64(p + PH_VADDR, vaddr);
+	tm_snap_put64(p + PH_FILESZ, filesz);
+	tm_snap_put64(p + PH_MEMSZ, memsz);
+	tm_snap_put64(p + PH_ALIGN, align);
 }
 
 static void build_headers(const struct core_plan *P, uint8_t *h)
@@ -209,13 +209,13 @@ static void build_headers(const struct core_plan *P, uint8_t *h)
 	h[4] = ELF_CLASS64;
 	h[5] = ELF_DATA2LSB;
 	h[6] = 1;                       /* EV_CURRENT */
-	snap_put16(h + EH_TYPE, ELF_ET_CORE);
-	snap_put16(h + EH_MACHINE, ELF_EM_AARCH64);
-	snap_put32(h + EH_VERSION, 1);
-	snap_put64(h + EH_PHOFF, EH_SIZE);
-	snap_put16(h + EH_EHSIZE, EH_SIZE);
-	snap_put16(h + EH_PHENTSIZE, PH_SIZE);
-	snap_put16(h + EH_PHNUM, phnum);
+	tm_snap_put16(h + EH_TYPE, ELF_ET_CORE);
+	tm_snap_put16(h + EH_MACHINE, ELF_EM_AARCH64);
+	tm_snap_put32(h + EH_VERSION, 1);
+	tm_snap_put64(h + EH_PHOFF, EH_SIZE);
+	tm_snap_put16(h + EH_EHSIZE, EH_SIZE);
+	tm_snap_put16(h + EH_PHENTSIZE, PH_SIZE);
+	tm_snap_put16(h + EH_PHNUM, phnum);
 	put_phdr(ph, ELF_PT_NOTE, 0, P->notes_off, 0, P->notes_len, 0, 0);
 	ph += PH_SIZE;
 	for (size_t i = 0; i < P->n; i++, ph += PH_SIZE) {
@@ -258,7 +258,7 @@ static int write_memory(sfile *f, const struct core_plan *P, size_t i,
 		if (!zero)
 			fill++;
 		if (fill && (zero || fill == per || pg + 1 == tm_region_npages(r))) {
-			rc = sfile_pwrite(f, buf, fill * ps, P->load_off[i] + start * ps, err);
+			rc = tm_sfile_pwrite(f, buf, fill * ps, P->load_off[i] + start * ps, err);
 			fill = 0;
 		}
 	}
@@ -282,7 +282,7 @@ static int write_tags(sfile *f, const struct core_plan *P, size_t i,
 			memset(buf + fill * tb, 0, tb);
 		fill++;
 		if (!rc && (fill == per || pg + 1 == tm_region_npages(r))) {
-			rc = sfile_pwrite(f, buf, fill * tb, P->tag_off[i] + done * tb, err);
+			rc = tm_sfile_pwrite(f, buf, fill * tb, P->tag_off[i] + done * tb, err);
 			done += fill;
 			fill = 0;
 		}
@@ -293,17 +293,17 @@ static int write_tags(sfile *f, const struct core_plan *P, size_t i,
 static int write_core(sfile *f, const struct core_plan *P, tm_error *err)
 {
 	size_t hlen = EH_SIZE + (1 + P->n + P->ntagged) * PH_SIZE;
-	uint8_t *h = calloc(1, hlen), *buf = sfile_alloc(CORE_IO_BUF);
+	uint8_t *h = calloc(1, hlen), *buf = tm_sfile_alloc(CORE_IO_BUF);
 	int rc = 0;
 
 	if (!h || !buf)
 		rc = tm_error_set(err, -ENOMEM, "core %s: no memory", f->path);
 	if (!rc) {
 		build_headers(P, h);
-		rc = sfile_pwrite(f, h, hlen, 0, err);
+		rc = tm_sfile_pwrite(f, h, hlen, 0, err);
 	}
 	if (!rc)
-		rc = sfile_pwrite(f, P->notes, P->notes_len, P->notes_off, err);
+		rc = tm_sfile_pwrite(f, P->notes, P->notes_len, P->notes_off, err);
 	for (size_t i = 0; i < P->n && !rc; i++)
 		rc = write_memory(f, P, i, buf, err);
 	for (size_t i = 0; i < P->n && !rc; i++)
@@ -354,12 +354,12 @@ int tm_core_write(const char *path, const tm_core_region *regs, size_t n,
 	default_opts(&d, o, regs);
 	rc = plan_core(&P, &d, err);
 	if (!rc)
-		rc = sfile_create(&f, path, TM_SNAP_IO_BUFFERED, err);
+		rc = tm_sfile_create(&f, path, TM_SNAP_IO_BUFFERED, err);
 	if (!rc) {
 		rc = write_core(&f, &P, err);
 		if (!rc)
-			rc = sfile_commit(&f, P.end, NULL, NULL, err);
-		sfile_close(&f);
+			rc = tm_sfile_commit(&f, P.end, NULL, NULL, err);
+		tm_sfile_close(&f);
 	}
 	free(P.load_off);
 	free(P.tag_off);

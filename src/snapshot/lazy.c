@@ -2,7 +2,7 @@
  * lazy.c - lazy (Firecracker-style) restore with tags: every destination
  * region's pages are dropped and registered for lazy placement; the first
  * access to a page calls lazy_fill from the region's fault thread, which
- * loads the page's chunk through snap_load_chunk (checksum first, so a bad
+ * loads the page's chunk through tm_snap_load_chunk (checksum first, so a bad
  * chunk places nothing and the faulting thread gets SIGBUS) and hands the
  * region the page's data and tags; the region installs the tags before the
  * data becomes visible.
@@ -50,7 +50,7 @@ static struct lazy_slot *lazy_chunk(struct lazy_region *lr, uint64_t c,
 	if (sl->chunk == (int64_t)c)
 		return sl;
 	sl->chunk = -1;
-	if (snap_load_chunk(lr->l->s, &sl->buf, lr->ri, c, err) != 0)
+	if (tm_snap_load_chunk(lr->l->s, &sl->buf, lr->ri, c, err) != 0)
 		return NULL;
 	sl->chunk = (int64_t)c;
 	return sl;
@@ -61,7 +61,7 @@ static int lazy_fill(void *ctx, tm_region *r, size_t pg, void *data,
 {
 	struct lazy_region *lr = ctx;
 	const snap_layout *L = &lr->l->s->L;
-	size_t ps = L->geom.page_size, tb = snap_tag_bytes(L);
+	size_t ps = L->geom.page_size, tb = tm_snap_tag_bytes(L);
 	uint64_t c = pg / L->chunk_pages, k = pg % L->chunk_pages;
 	struct lazy_slot *sl;
 
@@ -88,7 +88,7 @@ static void lazy_free(tm_snapshot_lazy *l)
 		struct lazy_region *lr = &l->lr[i];
 
 		for (int j = 0; j < LAZY_SLOTS; j++)
-			snap_loadbuf_free(&lr->slot[j].buf);
+			tm_snap_loadbuf_free(&lr->slot[j].buf);
 		pthread_mutex_destroy(&lr->lock);
 	}
 	free(l->lr);
@@ -106,7 +106,7 @@ static int lazy_region_start(tm_snapshot_lazy *l, size_t i, tm_region *r,
 	lr->r = r;
 	for (int j = 0; j < LAZY_SLOTS && !rc; j++) {
 		lr->slot[j].chunk = -1;
-		rc = snap_loadbuf_init(&lr->slot[j].buf, &l->s->L, false, err);
+		rc = tm_snap_loadbuf_init(&lr->slot[j].buf, &l->s->L, false, err);
 	}
 	/* Drop whatever the region holds so every page faults to the file. */
 	if (!rc)
@@ -124,7 +124,7 @@ int tm_snapshot_lazy_start(tm_snapshot *s, tm_region *const *dst, size_t n,
 	int rc;
 
 	*out = NULL;
-	rc = snap_check_dst(s, dst, n, err);
+	rc = tm_snap_check_dst(s, dst, n, err);
 	if (rc)
 		return rc;
 	l = calloc(1, sizeof(*l));

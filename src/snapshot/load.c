@@ -1,6 +1,6 @@
 /*
  * load.c - read one chunk of a snapshot, check its checksum, decode it.
- * Restore, verify and lazy restore all go through snap_load_chunk, so the
+ * Restore, verify and lazy restore all go through tm_snap_load_chunk, so the
  * rule "nothing from a chunk whose checksum failed reaches a region" is
  * enforced in exactly one place: the loader hands out page pointers only
  * after the checksum (and the decoders' own validation) passed.
@@ -18,12 +18,12 @@
 
 const uint8_t tm_snap_zero_page[TM_PAGE_SIZE_MAX] __attribute__((aligned(SNAP_ALIGN)));
 
-int snap_loadbuf_init(snap_loadbuf *b, const snap_layout *L, bool huge,
-		      tm_error *err)
+int tm_snap_loadbuf_init(snap_loadbuf *b, const snap_layout *L, bool huge,
+			 tm_error *err)
 {
-	void *(*io_alloc)(size_t) = huge ? sfile_alloc_huge : sfile_alloc;
+	void *(*io_alloc)(size_t) = huge ? tm_sfile_alloc_huge : tm_sfile_alloc;
 	size_t cp = L->chunk_pages, ps = L->geom.page_size;
-	size_t tb = snap_tag_bytes(L);
+	size_t tb = tm_snap_tag_bytes(L);
 	bool ok;
 
 	memset(b, 0, sizeof(*b));
@@ -32,22 +32,22 @@ int snap_loadbuf_init(snap_loadbuf *b, const snap_layout *L, bool huge,
 	if (L->flags & TM_SNAP_ZSTD) {
 		b->blob = io_alloc(cp * ps + tm_tagstream_bound(&L->geom, cp) + SNAP_ALIGN);
 		b->cat = io_alloc(cp * ps);
-		b->tcat = sfile_alloc(cp * tb);
+		b->tcat = tm_sfile_alloc(cp * tb);
 		b->dctx = ZSTD_createDCtx();
 		ok = b->blob && b->cat && b->tcat && b->dctx &&
 		     tm_tagstream_ctx_new(&b->tsx, NULL) == 0;
 	} else {
-		b->data = io_alloc(cp * ps + snap_tag_slot(cp, tb));
+		b->data = io_alloc(cp * ps + tm_snap_tag_slot(cp, tb));
 		ok = b->data != NULL;
 	}
 	if (!ok || !b->dptr || !b->tptr) {
-		snap_loadbuf_free(b);
+		tm_snap_loadbuf_free(b);
 		return tm_error_set(err, -ENOMEM, "snapshot: no memory for chunk buffers (%zu pages)", cp);
 	}
 	return 0;
 }
 
-void snap_loadbuf_free(snap_loadbuf *b)
+void tm_snap_loadbuf_free(snap_loadbuf *b)
 {
 	free(b->data);
 	free(b->blob);
@@ -67,7 +67,7 @@ static int chunk_error(tm_snapshot *s, uint32_t ri, uint64_t c, tm_error *err,
 		       const char *fmt, ...)
 {
 	const snap_region *R = &s->L.regions[ri];
-	uint64_t first = snap_chunk_first(&s->L, c);
+	uint64_t first = tm_snap_chunk_first(&s->L, c);
 	char what[TM_ERROR_MSG_MAX];
 	va_list ap;
 
@@ -77,7 +77,7 @@ static int chunk_error(tm_snapshot *s, uint32_t ri, uint64_t c, tm_error *err,
 	return tm_error_set(err, -EBADMSG,
 			    "snapshot %s: region %u '%s' chunk %" PRIu64 " (pages %" PRIu64 "-%" PRIu64 "): %s",
 			    s->f.path, ri, R->name, c, first,
-			    first + snap_chunk_npages(&s->L, R, c) - 1, what);
+			    first + tm_snap_chunk_npages(&s->L, R, c) - 1, what);
 }
 
 /* Read failure inside a chunk: keep the sfile message, add the chunk. */
@@ -98,8 +98,8 @@ static int load_raw(tm_snapshot *s, snap_loadbuf *b, uint32_t ri, uint64_t c,
 	const snap_layout *L = &s->L;
 	const snap_region *R = &L->regions[ri];
 	const snap_chunk *e = &R->chunks[c];
-	uint64_t first = snap_chunk_first(L, c), np = snap_chunk_npages(L, R, c);
-	size_t ps = L->geom.page_size, tb = snap_tag_bytes(L);
+	uint64_t first = tm_snap_chunk_first(L, c), np = tm_snap_chunk_npages(L, R, c);
+	size_t ps = L->geom.page_size, tb = tm_snap_tag_bytes(L);
 	uint64_t lo = np, hi = 0, nt = 0, from, to, sum;
 	uint8_t *tags = b->data + np * ps;
 	XXH3_state_t st;
@@ -113,10 +113,10 @@ static int load_raw(tm_snapshot *s, snap_loadbuf *b, uint32_t ri, uint64_t c,
 		nt += tm_bit_test(R->tbits, first + k);
 	}
 	from = (lo < np ? lo : np) * ps;
-	to = nt ? np * ps + snap_tag_slot(np, tb) : hi * ps;
+	to = nt ? np * ps + tm_snap_tag_slot(np, tb) : hi * ps;
 	tm_error_clear(&e2);
-	if (to > from && sfile_pread(&s->f, b->data + from, to - from,
-				     e->data_off + from, &e2))
+	if (to > from && tm_sfile_pread(&s->f, b->data + from, to - from,
+					e->data_off + from, &e2))
 		return chunk_read_error(s, ri, c, &e2, err);
 	XXH3_64bits_reset(&st);
 	for (uint64_t k = 0; k < np; k++) {
@@ -187,8 +187,8 @@ static int load_zstd(tm_snapshot *s, snap_loadbuf *b, uint32_t ri,
 	const snap_layout *L = &s->L;
 	const snap_region *R = &L->regions[ri];
 	const snap_chunk *e = &R->chunks[c];
-	uint64_t first = snap_chunk_first(L, c), np = snap_chunk_npages(L, R, c);
-	size_t ps = L->geom.page_size, tb = snap_tag_bytes(L);
+	uint64_t first = tm_snap_chunk_first(L, c), np = tm_snap_chunk_npages(L, R, c);
+	size_t ps = L->geom.page_size, tb = tm_snap_tag_bytes(L);
 	size_t total = (size_t)e->data_len + e->tag_len;
 	uint64_t nd = 0, nt = 0, sum;
 	const uint8_t *dsrc = NULL, *tsrc = NULL;
@@ -205,7 +205,7 @@ static int load_zstd(tm_snapshot *s, snap_loadbuf *b, uint32_t ri,
 	if (total == 0)
 		return 0;
 	tm_error_clear(&e2);
-	if (sfile_pread(&s->f, b->blob, snap_align_up(total, SNAP_ALIGN), e->data_off, &e2))
+	if (tm_sfile_pread(&s->f, b->blob, tm_snap_align_up(total, SNAP_ALIGN), e->data_off, &e2))
 		return chunk_read_error(s, ri, c, &e2, err);
 	sum = XXH3_64bits(b->blob, total);
 	if (sum != e->xxh)
@@ -228,8 +228,8 @@ static int load_zstd(tm_snapshot *s, snap_loadbuf *b, uint32_t ri,
 	return 0;
 }
 
-int snap_load_chunk(tm_snapshot *s, snap_loadbuf *b, uint32_t ri, uint64_t c,
-		    tm_error *err)
+int tm_snap_load_chunk(tm_snapshot *s, snap_loadbuf *b, uint32_t ri, uint64_t c,
+		       tm_error *err)
 {
 	if (s->L.flags & TM_SNAP_ZSTD)
 		return load_zstd(s, b, ri, c, err);

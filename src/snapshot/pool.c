@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-unsigned snap_threads(const tm_snap_opts *o, unsigned dflt)
+unsigned tm_snap_threads(const tm_snap_opts *o, unsigned dflt)
 {
 	unsigned t = o && o->threads ? o->threads : dflt;
 
@@ -87,7 +87,7 @@ static int build_base(snap_pool *p, tm_error *err)
 	return 0;
 }
 
-int snap_pool_run(snap_pool *p, tm_error *err)
+int tm_snap_pool_run(snap_pool *p, tm_error *err)
 {
 	unsigned n = p->threads ? p->threads : 1, started = 0;
 	struct worker_arg *args = NULL;

@@ -21,9 +21,9 @@ static int read_head(tm_snapshot *s, tm_error *err)
 
 	if (!buf)
 		return tm_error_set(err, -ENOMEM, "snapshot %s: no memory", s->f.path);
-	rc = sfile_pread(&s->f, buf, len, 0, err);
+	rc = tm_sfile_pread(&s->f, buf, len, 0, err);
 	if (!rc)
-		rc = snap_decode_head(&s->L, buf, len, s->f.size, s->f.path, err);
+		rc = tm_snap_decode_head(&s->L, buf, len, s->f.size, s->f.path, err);
 	free(buf);
 	return rc;
 }
@@ -36,9 +36,9 @@ static int read_meta(tm_snapshot *s, tm_error *err)
 	if (!buf)
 		return tm_error_set(err, -ENOMEM, "snapshot %s: no memory for %" PRIu64 " bytes of metadata",
 				    s->f.path, s->L.meta_bytes);
-	rc = sfile_pread(&s->f, buf, s->L.meta_bytes, s->L.meta_off, err);
+	rc = tm_sfile_pread(&s->f, buf, s->L.meta_bytes, s->L.meta_off, err);
 	if (!rc)
-		rc = snap_decode_meta(&s->L, buf, s->f.path, err);
+		rc = tm_snap_decode_meta(&s->L, buf, s->f.path, err);
 	free(buf);
 	return rc;
 }
@@ -52,7 +52,7 @@ int tm_snapshot_open(const char *path, const tm_snap_opts *o,
 	*out = NULL;
 	if (!s)
 		return tm_error_set(err, -ENOMEM, "snapshot %s: no memory", path);
-	rc = sfile_open(&s->f, path, o ? o->io : TM_SNAP_IO_AUTO, err);
+	rc = tm_sfile_open(&s->f, path, o ? o->io : TM_SNAP_IO_AUTO, err);
 	if (rc) {
 		free(s);
 		return rc;
@@ -72,8 +72,8 @@ void tm_snapshot_close(tm_snapshot *s)
 {
 	if (!s)
 		return;
-	snap_layout_free(&s->L);
-	sfile_close(&s->f);
+	tm_snap_layout_free(&s->L);
+	tm_sfile_close(&s->f);
 	free(s);
 }
 
@@ -172,8 +172,8 @@ int tm_snapshot_create_regions(const tm_snapshot *s, enum tm_backend b,
 
 /* dst must hold what the file holds: same sizes and page size, and a tagged
  * file region needs a destination with the same metadata geometry. */
-int snap_check_dst(const tm_snapshot *s, tm_region *const *dst, size_t n,
-		   tm_error *err)
+int tm_snap_check_dst(const tm_snapshot *s, tm_region *const *dst, size_t n,
+		      tm_error *err)
 {
 	char a[96], b[96];
 
@@ -228,9 +228,9 @@ static int restore_chunk(snap_pool *p, void *ws, uint32_t ri, uint64_t c,
 	struct restore_job *J = p->ctx;
 	snap_loadbuf *b = ws;
 	const snap_region *R = &J->s->L.regions[ri];
-	uint64_t first = snap_chunk_first(&J->s->L, c);
-	uint64_t np = snap_chunk_npages(&J->s->L, R, c);
-	int rc = snap_load_chunk(J->s, b, ri, c, err);
+	uint64_t first = tm_snap_chunk_first(&J->s->L, c);
+	uint64_t np = tm_snap_chunk_npages(&J->s->L, R, c);
+	int rc = tm_snap_load_chunk(J->s, b, ri, c, err);
 
 	if (rc)
 		return rc;
@@ -251,7 +251,7 @@ static int run_chunks(tm_snapshot *s, tm_region *const *dst,
 		      tm_snap_stats *st, tm_error *err)
 {
 	struct restore_job J = { .s = s, .dst = dst };
-	snap_pool p = { .L = &s->L, .threads = snap_threads(o, TM_SNAP_READ_THREADS_DEFAULT), .fn = restore_chunk,
+	snap_pool p = { .L = &s->L, .threads = tm_snap_threads(o, TM_SNAP_READ_THREADS_DEFAULT), .fn = restore_chunk,
 			.ctx = &J, .keep_going = keep_going };
 	uint64_t t0 = tm_now_ns();
 	int rc = 0;
@@ -261,20 +261,20 @@ static int run_chunks(tm_snapshot *s, tm_region *const *dst,
 		p.on_error_ctx = o->report_ctx;
 	}
 	if (o && o->drop_cache)
-		sfile_drop_cache(&s->f);
+		tm_sfile_drop_cache(&s->f);
 	p.ws = calloc(p.threads, sizeof(void *));
 	if (!p.ws)
 		return tm_error_set(err, -ENOMEM, "snapshot: no memory for workers");
 	for (unsigned i = 0; i < p.threads && !rc; i++) {
 		p.ws[i] = calloc(1, sizeof(snap_loadbuf));
-		rc = p.ws[i] ? snap_loadbuf_init(p.ws[i], &s->L, true, err)
+		rc = p.ws[i] ? tm_snap_loadbuf_init(p.ws[i], &s->L, true, err)
 			     : tm_error_set(err, -ENOMEM, "snapshot: no memory for workers");
 	}
 	if (!rc)
-		rc = snap_pool_run(&p, err);
+		rc = tm_snap_pool_run(&p, err);
 	for (unsigned i = 0; i < p.threads; i++) {
 		if (p.ws[i])
-			snap_loadbuf_free(p.ws[i]);
+			tm_snap_loadbuf_free(p.ws[i]);
 		free(p.ws[i]);
 	}
 	free(p.ws);
@@ -295,7 +295,7 @@ int tm_snapshot_restore(tm_snapshot *s, tm_region *const *dst, size_t n,
 			const tm_snap_opts *o, tm_snap_stats *st,
 			tm_error *err)
 {
-	int rc = snap_check_dst(s, dst, n, err);
+	int rc = tm_snap_check_dst(s, dst, n, err);
 
 	if (rc)
 		return rc;
@@ -316,7 +316,7 @@ int tm_snapshot_check_digests(const tm_snapshot *s, tm_region *const *dst,
 	if (!(s->L.flags & TM_SNAP_DIGEST))
 		return tm_error_set(err, -ENODATA, "snapshot %s: no digests were recorded at save",
 				    s->f.path);
-	rc = snap_check_dst(s, dst, n, err);
+	rc = tm_snap_check_dst(s, dst, n, err);
 	for (uint32_t i = 0; i < n && !rc; i++) {
 		uint64_t d;
 

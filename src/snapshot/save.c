@@ -64,20 +64,20 @@ static void save_ws_free(struct save_ws *w)
 static struct save_ws *save_ws_new(const snap_layout *L)
 {
 	struct save_ws *w = calloc(1, sizeof(*w));
-	size_t cp = L->chunk_pages, ps = L->geom.page_size, tb = snap_tag_bytes(L);
+	size_t cp = L->chunk_pages, ps = L->geom.page_size, tb = tm_snap_tag_bytes(L);
 
 	if (!w)
 		return NULL;
-	w->data = sfile_alloc_huge(cp * ps);
-	w->tags = sfile_alloc(snap_tag_slot(cp, tb));
+	w->data = tm_sfile_alloc_huge(cp * ps);
+	w->tags = tm_sfile_alloc(tm_snap_tag_slot(cp, tb));
 	w->dptr = calloc(cp, sizeof(*w->dptr));
 	w->iov = calloc(2 * cp + 4, sizeof(*w->iov));
 	w->dbits = calloc(tm_bitmap_words(cp), 8);
 	w->tbits = calloc(tm_bitmap_words(cp), 8);
 	if (L->flags & TM_SNAP_ZSTD) {
 		w->blob_cap = ZSTD_compressBound(cp * ps) + tm_tagstream_bound(&L->geom, cp) + SNAP_ALIGN;
-		w->blob = sfile_alloc_huge(w->blob_cap);
-		w->tcat = sfile_alloc(cp * tb);
+		w->blob = tm_sfile_alloc_huge(w->blob_cap);
+		w->tcat = tm_sfile_alloc(cp * tb);
 		w->cctx = ZSTD_createCCtx();
 		if (tm_tagstream_ctx_new(&w->tsx, NULL))
 			w->tsx = NULL;
@@ -96,7 +96,7 @@ static int save_gather(struct save_job *J, struct save_ws *w, uint32_t ri,
 {
 	tm_region *r = J->regions[ri];
 	const snap_layout *L = J->L;
-	size_t ps = L->geom.page_size, tb = snap_tag_bytes(L);
+	size_t ps = L->geom.page_size, tb = tm_snap_tag_bytes(L);
 	bool tagged = L->regions[ri].flags & SNAP_REGION_TAGGED;
 	bool in_place = tm_region_backend(r) == TM_BACKEND_SOFT;
 	int rc;
@@ -156,7 +156,7 @@ static int gather_flush(struct save_job *J, struct gather *g, tm_error *err)
 	int rc = 0;
 
 	if (g->n)
-		rc = sfile_pwritev(&J->f, g->iov, g->n, g->base + g->start, err);
+		rc = tm_sfile_pwritev(&J->f, g->iov, g->n, g->base + g->start, err);
 	g->n = 0;
 	return rc;
 }
@@ -186,7 +186,7 @@ static int gather_add(struct save_job *J, struct gather *g, uint64_t off,
 static int save_raw(struct save_job *J, struct save_ws *w, snap_chunk *e,
 		    uint64_t np, tm_error *err)
 {
-	size_t ps = J->L->geom.page_size, tb = snap_tag_bytes(J->L);
+	size_t ps = J->L->geom.page_size, tb = tm_snap_tag_bytes(J->L);
 	struct gather g = { .iov = w->iov, .base = e->data_off };
 	bool any_tags = false;
 	XXH3_state_t st;
@@ -205,7 +205,7 @@ static int save_raw(struct save_job *J, struct save_ws *w, snap_chunk *e,
 		}
 	e->xxh = XXH3_64bits_digest(&st);
 	if (!rc && any_tags) {
-		uint64_t slot = snap_tag_slot(np, tb);
+		uint64_t slot = tm_snap_tag_slot(np, tb);
 
 		memset(w->tags + np * tb, 0, slot - np * tb);
 		rc = gather_add(J, &g, np * ps, w->tags, slot, err);
@@ -243,7 +243,7 @@ static int zstd_pack_tags(struct save_job *J, struct save_ws *w, uint64_t np,
 			  size_t at, size_t *len, uint32_t *flags,
 			  tm_error *err)
 {
-	size_t tb = snap_tag_bytes(J->L), nt = 0, coded = 0;
+	size_t tb = tm_snap_tag_bytes(J->L), nt = 0, coded = 0;
 	int rc;
 
 	for (uint64_t k = 0; k < np; k++)
@@ -281,7 +281,7 @@ static int save_zstd(struct save_job *J, struct save_ws *w, snap_chunk *e,
 	memset(e, 0, sizeof(*e));
 	if (total == 0)
 		return 0;
-	padded = snap_align_up(total, SNAP_ALIGN);
+	padded = tm_snap_align_up(total, SNAP_ALIGN);
 	memset(w->blob + total, 0, padded - total);
 	off = atomic_fetch_add(&J->cursor, padded);
 	e->data_off = off;
@@ -290,7 +290,7 @@ static int save_zstd(struct save_job *J, struct save_ws *w, snap_chunk *e,
 	e->tag_len = (uint32_t)tlen;
 	e->flags = flags;
 	e->xxh = XXH3_64bits(w->blob, total);
-	return sfile_pwrite(&J->f, w->blob, padded, off, err);
+	return tm_sfile_pwrite(&J->f, w->blob, padded, off, err);
 }
 
 static int save_chunk(snap_pool *p, void *ws, uint32_t ri, uint64_t c,
@@ -299,7 +299,7 @@ static int save_chunk(snap_pool *p, void *ws, uint32_t ri, uint64_t c,
 	struct save_job *J = p->ctx;
 	struct save_ws *w = ws;
 	snap_region *R = &J->L->regions[ri];
-	uint64_t first = snap_chunk_first(J->L, c), np = snap_chunk_npages(J->L, R, c);
+	uint64_t first = tm_snap_chunk_first(J->L, c), np = tm_snap_chunk_npages(J->L, R, c);
 	int rc;
 
 	rc = save_gather(J, w, ri, first, np, err);
@@ -354,7 +354,7 @@ static void count_classes(const snap_layout *L, tm_snap_stats *st)
 
 static void stored_bytes(const snap_layout *L, tm_snap_stats *st)
 {
-	size_t ps = L->geom.page_size, tb = snap_tag_bytes(L);
+	size_t ps = L->geom.page_size, tb = tm_snap_tag_bytes(L);
 
 	for (uint32_t i = 0; i < L->nregions; i++) {
 		const snap_region *R = &L->regions[i];
@@ -387,8 +387,8 @@ static void sync_done(void *ctx)
 static int write_meta_and_head(struct save_job *J, tm_error *err)
 {
 	snap_layout *L = J->L;
-	uint64_t mlen = snap_align_up(L->meta_bytes, SNAP_ALIGN);
-	uint8_t *meta = sfile_alloc(mlen), *head = sfile_alloc(snap_head_bytes(L));
+	uint64_t mlen = tm_snap_align_up(L->meta_bytes, SNAP_ALIGN);
+	uint8_t *meta = tm_sfile_alloc(mlen), *head = tm_sfile_alloc(tm_snap_head_bytes(L));
 	int rc;
 
 	if (!meta || !head) {
@@ -397,11 +397,11 @@ static int write_meta_and_head(struct save_job *J, tm_error *err)
 	}
 	if (L->flags & TM_SNAP_ZSTD)
 		L->file_size = atomic_load(&J->cursor);
-	snap_encode_meta(L, meta);
-	snap_encode_head(L, head);
-	rc = sfile_pwrite(&J->f, meta, mlen, L->meta_off, err);
+	tm_snap_encode_meta(L, meta);
+	tm_snap_encode_head(L, head);
+	rc = tm_sfile_pwrite(&J->f, meta, mlen, L->meta_off, err);
 	if (!rc)
-		rc = sfile_pwrite(&J->f, head, snap_head_bytes(L), 0, err);
+		rc = tm_sfile_pwrite(&J->f, head, tm_snap_head_bytes(L), 0, err);
 out:
 	free(meta);
 	free(head);
@@ -410,7 +410,7 @@ out:
 
 static int save_run(struct save_job *J, tm_snap_stats *st, tm_error *err)
 {
-	snap_pool p = { .L = J->L, .threads = snap_threads(J->o, TM_SNAP_THREADS_DEFAULT), .fn = save_chunk,
+	snap_pool p = { .L = J->L, .threads = tm_snap_threads(J->o, TM_SNAP_THREADS_DEFAULT), .fn = save_chunk,
 			.ctx = J, .meanwhile = save_digests };
 	int rc = 0;
 
@@ -426,7 +426,7 @@ static int save_run(struct save_job *J, tm_snap_stats *st, tm_error *err)
 		p.progress_ctx = J->o->progress_ctx;
 	}
 	if (!rc)
-		rc = snap_pool_run(&p, err);
+		rc = tm_snap_pool_run(&p, err);
 	for (unsigned i = 0; i < p.threads; i++)
 		save_ws_free(p.ws[i]);
 	free(p.ws);
@@ -435,13 +435,13 @@ static int save_run(struct save_job *J, tm_snap_stats *st, tm_error *err)
 	if (!rc)
 		phase(J->o, TM_SNAP_PHASE_META);
 	if (!rc)
-		rc = sfile_commit(&J->f, J->L->file_size, sync_done, (void *)J->o, err);
+		rc = tm_sfile_commit(&J->f, J->L->file_size, sync_done, (void *)J->o, err);
 	if (!rc) {
 		count_classes(J->L, st);
 		stored_bytes(J->L, st);
 		st->file_bytes = J->L->file_size;
 		if (J->o && J->o->drop_cache)
-			sfile_drop_cache(&J->f);
+			tm_sfile_drop_cache(&J->f);
 	}
 	return rc;
 }
@@ -468,20 +468,20 @@ int tm_snapshot_save(const char *path, tm_region *const *regions, size_t n,
 	memset(st, 0, sizeof(*st));
 	if (!path || (!regions && n))
 		return tm_error_set(err, -EINVAL, "snapshot: no path or regions");
-	rc = snap_plan(&L, regions, n, o ? o->flags : 0, o ? o->chunk_bytes : 0, err);
+	rc = tm_snap_plan(&L, regions, n, o ? o->flags : 0, o ? o->chunk_bytes : 0, err);
 	if (rc)
 		return rc;
 	J.L = &L;
 	J.level = o && o->zstd_level ? o->zstd_level : 1;
 	atomic_store(&J.cursor, L.data_off);
-	rc = sfile_create(&J.f, path, o ? o->io : TM_SNAP_IO_AUTO, err);
+	rc = tm_sfile_create(&J.f, path, o ? o->io : TM_SNAP_IO_AUTO, err);
 	if (!rc) {
 		rc = save_run(&J, st, err);
 		st->direct_io = J.f.direct;
 		snprintf(st->io_note, sizeof(st->io_note), "%s", J.f.note);
-		sfile_close(&J.f);
+		tm_sfile_close(&J.f);
 	}
-	snap_layout_free(&L);
+	tm_snap_layout_free(&L);
 	st->seconds = (double)(tm_now_ns() - t0) / 1e9;
 	return rc;
 }

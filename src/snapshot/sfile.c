@@ -105,8 +105,8 @@ static int make_tmp_name(sfile *f, uint64_t salt, tm_error *err)
 	return 0;
 }
 
-int sfile_create(sfile *f, const char *path, enum tm_snap_io io,
-		 tm_error *err)
+int tm_sfile_create(sfile *f, const char *path, enum tm_snap_io io,
+		    tm_error *err)
 {
 	tm_rng rng;
 	int rc;
@@ -132,11 +132,11 @@ int sfile_create(sfile *f, const char *path, enum tm_snap_io io,
 	if (!rc)
 		rc = open_direct(f, f->tmp, O_RDWR, io, err);
 	if (rc)
-		sfile_close(f);
+		tm_sfile_close(f);
 	return rc;
 }
 
-int sfile_open(sfile *f, const char *path, enum tm_snap_io io, tm_error *err)
+int tm_sfile_open(sfile *f, const char *path, enum tm_snap_io io, tm_error *err)
 {
 	struct stat st;
 	int rc;
@@ -148,18 +148,18 @@ int sfile_open(sfile *f, const char *path, enum tm_snap_io io, tm_error *err)
 	f->fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (f->fd < 0) {
 		rc = tm_error_set(err, -errno, "%s: cannot open: %s", path, strerror(errno));
-		sfile_close(f);
+		tm_sfile_close(f);
 		return rc;
 	}
 	if (fstat(f->fd, &st) != 0 || !S_ISREG(st.st_mode)) {
 		rc = tm_error_set(err, -EINVAL, "%s: not a regular file", path);
-		sfile_close(f);
+		tm_sfile_close(f);
 		return rc;
 	}
 	f->size = (uint64_t)st.st_size;
 	rc = open_direct(f, path, O_RDONLY, io, err);
 	if (rc)
-		sfile_close(f);
+		tm_sfile_close(f);
 	return rc;
 }
 
@@ -171,8 +171,8 @@ static int sync_fd(int fd, const char *what, const char *path, tm_error *err)
 	return 0;
 }
 
-int sfile_commit(sfile *f, uint64_t size, void (*sync_done)(void *),
-		 void *ctx, tm_error *err)
+int tm_sfile_commit(sfile *f, uint64_t size, void (*sync_done)(void *),
+		    void *ctx, tm_error *err)
 {
 	int rc = 0;
 
@@ -194,7 +194,7 @@ int sfile_commit(sfile *f, uint64_t size, void (*sync_done)(void *),
 	return sync_fd(f->dirfd, "its directory", f->path, err);
 }
 
-void sfile_drop_cache(sfile *f)
+void tm_sfile_drop_cache(sfile *f)
 {
 	if (f->fd >= 0) {
 		(void)fdatasync(f->fd);
@@ -202,7 +202,7 @@ void sfile_drop_cache(sfile *f)
 	}
 }
 
-void sfile_close(sfile *f)
+void tm_sfile_close(sfile *f)
 {
 	if (f->dfd >= 0)
 		close(f->dfd);
@@ -264,8 +264,8 @@ static int pwritev_full(int fd, struct iovec *iov, int cnt, uint64_t off)
 	return 0;
 }
 
-int sfile_pwritev(sfile *f, struct iovec *iov, int cnt, uint64_t off,
-		  tm_error *err)
+int tm_sfile_pwritev(sfile *f, struct iovec *iov, int cnt, uint64_t off,
+		     tm_error *err)
 {
 	size_t len = 0;
 	int rc;
@@ -288,15 +288,15 @@ out:
 
 /* One buffer: the vectored path with one entry (pwritev does not write to
  * the buffer, hence the cast). */
-int sfile_pwrite(sfile *f, const void *buf, size_t len, uint64_t off,
-		 tm_error *err)
+int tm_sfile_pwrite(sfile *f, const void *buf, size_t len, uint64_t off,
+		    tm_error *err)
 {
 	struct iovec v = { (void *)buf, len };
 
-	return sfile_pwritev(f, &v, 1, off, err);
+	return tm_sfile_pwritev(f, &v, 1, off, err);
 }
 
-int sfile_pread(sfile *f, void *buf, size_t len, uint64_t off, tm_error *err)
+int tm_sfile_pread(sfile *f, void *buf, size_t len, uint64_t off, tm_error *err)
 {
 	int rc;
 
@@ -332,7 +332,7 @@ static void *alloc_aligned(size_t len, size_t align)
 	return p;
 }
 
-void *sfile_alloc(size_t len)
+void *tm_sfile_alloc(size_t len)
 {
 	return alloc_aligned(len, SFILE_ALIGN);
 }
@@ -347,7 +347,7 @@ void *sfile_alloc(size_t len)
  * the advice is ignored. Rounds len up to 2 MiB, so only for the few
  * long-lived buffers of the eager worker pools.
  */
-void *sfile_alloc_huge(size_t len)
+void *tm_sfile_alloc_huge(size_t len)
 {
 	return alloc_aligned(len, len >= SFILE_HUGE / 2 ? SFILE_HUGE : SFILE_ALIGN);
 }

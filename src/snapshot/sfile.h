@@ -5,7 +5,7 @@
  * fall-back to the page cache, and aligned buffers.
  *
  * An sfile holds two descriptors on the same file: a buffered one and, when
- * the file system takes direct I/O, an O_DIRECT one. sfile_pwrite/pread use
+ * the file system takes direct I/O, an O_DIRECT one. tm_sfile_pwrite/pread use
  * the direct descriptor for transfers whose offset, length and buffer are
  * SFILE_ALIGN-aligned and the buffered one otherwise; a transfer refused by
  * the direct path with EINVAL switches the file to buffered for good and
@@ -39,34 +39,34 @@ typedef struct sfile {
 } sfile;
 
 /* Create a temporary file next to path (mode 0644). */
-int sfile_create(sfile *f, const char *path, enum tm_snap_io io,
-		 tm_error *err);
+int tm_sfile_create(sfile *f, const char *path, enum tm_snap_io io,
+		    tm_error *err);
 /* Set the final size, fsync, rename to path, fsync the directory; after
  * sync_done (may be NULL) is called between the fsync and the rename. */
-int sfile_commit(sfile *f, uint64_t size, void (*sync_done)(void *),
-		 void *ctx, tm_error *err);
+int tm_sfile_commit(sfile *f, uint64_t size, void (*sync_done)(void *),
+		    void *ctx, tm_error *err);
 /* Drop the file's pages from the page cache (after commit or open). */
-void sfile_drop_cache(sfile *f);
+void tm_sfile_drop_cache(sfile *f);
 /* Close; a file not committed is unlinked. */
-void sfile_close(sfile *f);
+void tm_sfile_close(sfile *f);
 
 /* Open an existing file for reading. */
-int sfile_open(sfile *f, const char *path, enum tm_snap_io io, tm_error *err);
+int tm_sfile_open(sfile *f, const char *path, enum tm_snap_io io, tm_error *err);
 
-int sfile_pwrite(sfile *f, const void *buf, size_t len, uint64_t off,
-		 tm_error *err);
+int tm_sfile_pwrite(sfile *f, const void *buf, size_t len, uint64_t off,
+		    tm_error *err);
 /* Gather write of cnt pieces to one contiguous file range (iov is
  * modified); direct only when every piece is aligned. */
-int sfile_pwritev(sfile *f, struct iovec *iov, int cnt, uint64_t off,
-		  tm_error *err);
+int tm_sfile_pwritev(sfile *f, struct iovec *iov, int cnt, uint64_t off,
+		     tm_error *err);
 /* Read exactly len bytes; -EBADMSG naming the offset at end of file. */
-int sfile_pread(sfile *f, void *buf, size_t len, uint64_t off, tm_error *err);
+int tm_sfile_pread(sfile *f, void *buf, size_t len, uint64_t off, tm_error *err);
 
 /* SFILE_ALIGN-aligned zeroed allocation (len rounded up); free with free(). */
-void *sfile_alloc(size_t len);
+void *tm_sfile_alloc(size_t len);
 /* The same for chunk-sized I/O buffers of the save/restore/verify worker
  * pools: from 1 MiB up, 2 MiB aligned (len rounded up) and advised into
  * transparent huge pages, so an O_DIRECT chunk is one DMA segment. */
-void *sfile_alloc_huge(size_t len);
+void *tm_sfile_alloc_huge(size_t len);
 
 #endif

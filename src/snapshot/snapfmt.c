@@ -30,39 +30,39 @@ static uint64_t now_realtime_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-uint64_t snap_head_bytes(const snap_layout *L)
+uint64_t tm_snap_head_bytes(const snap_layout *L)
 {
-	return snap_align_up(SNAP_HEADER_BYTES +
-			     (uint64_t)L->nregions * SNAP_REGION_BYTES, SNAP_ALIGN);
+	return tm_snap_align_up(SNAP_HEADER_BYTES +
+				(uint64_t)L->nregions * SNAP_REGION_BYTES, SNAP_ALIGN);
 }
 
 /* Every offset of the head, metadata and (raw mode) data areas, from the
  * regions' npages and flags alone. */
 static void snap_place(snap_layout *L)
 {
-	size_t tb = snap_tag_bytes(L);
+	size_t tb = tm_snap_tag_bytes(L);
 	uint64_t ps = L->geom.page_size;
 	uint64_t cur;
 
 	L->table_end = SNAP_HEADER_BYTES + (uint64_t)L->nregions * SNAP_REGION_BYTES;
-	L->meta_off = snap_head_bytes(L);
+	L->meta_off = tm_snap_head_bytes(L);
 	cur = L->meta_off;
 	for (uint32_t i = 0; i < L->nregions; i++) {
 		snap_region *R = &L->regions[i];
 
 		R->nchunks = (R->npages + L->chunk_pages - 1) / L->chunk_pages;
 		R->dbitmap_off = cur;
-		cur += snap_bitmap_bytes(R->npages);
+		cur += tm_snap_bitmap_bytes(R->npages);
 		R->tbitmap_off = 0;
 		if (R->flags & SNAP_REGION_TAGGED) {
 			R->tbitmap_off = cur;
-			cur += snap_bitmap_bytes(R->npages);
+			cur += tm_snap_bitmap_bytes(R->npages);
 		}
 		R->chunks_off = cur;
 		cur += R->nchunks * SNAP_CHUNK_BYTES;
 	}
 	L->meta_bytes = cur - L->meta_off;
-	L->data_off = snap_align_up(cur, SNAP_AREA_ALIGN);
+	L->data_off = tm_snap_align_up(cur, SNAP_AREA_ALIGN);
 	cur = L->data_off;
 	for (uint32_t i = 0; i < L->nregions; i++) {
 		snap_region *R = &L->regions[i];
@@ -74,10 +74,10 @@ static void snap_place(snap_layout *L)
 			continue;
 		/* chunk c: its pages, then (tagged) their packed tags */
 		R->stride = L->chunk_pages * ps +
-			    (tagged ? snap_tag_slot(L->chunk_pages, tb) : 0);
-		R->data_area = snap_align_up(cur, SNAP_AREA_ALIGN);
+			    (tagged ? tm_snap_tag_slot(L->chunk_pages, tb) : 0);
+		R->data_area = tm_snap_align_up(cur, SNAP_AREA_ALIGN);
 		cur = R->data_area + (R->nchunks - 1) * R->stride + last * ps +
-		      (tagged ? snap_tag_slot(last, tb) : 0);
+		      (tagged ? tm_snap_tag_slot(last, tb) : 0);
 	}
 	if (!(L->flags & TM_SNAP_ZSTD))
 		L->file_size = cur;
@@ -88,14 +88,14 @@ static void snap_place(snap_layout *L)
 static void snap_raw_chunk(const snap_layout *L, const snap_region *R,
 			   uint64_t c, snap_chunk *e)
 {
-	uint64_t np = snap_chunk_npages(L, R, c);
+	uint64_t np = tm_snap_chunk_npages(L, R, c);
 
 	e->data_off = R->data_area + c * R->stride;
 	e->data_len = (uint32_t)(np * L->geom.page_size);
 	e->tag_off = e->tag_len = 0;
 	if (R->flags & SNAP_REGION_TAGGED) {
 		e->tag_off = e->data_off + e->data_len;
-		e->tag_len = (uint32_t)(np * snap_tag_bytes(L));
+		e->tag_len = (uint32_t)(np * tm_snap_tag_bytes(L));
 	}
 	e->flags = 0;
 }
@@ -115,7 +115,7 @@ static int snap_alloc_region(snap_layout *L, snap_region *R, tm_error *err)
 	return 0;
 }
 
-void snap_layout_free(snap_layout *L)
+void tm_snap_layout_free(snap_layout *L)
 {
 	if (!L->regions)
 		return;
@@ -159,8 +159,8 @@ static int snap_pick_geom(tm_geom *g, tm_region *const *regions, size_t n,
 	return 0;
 }
 
-int snap_plan(snap_layout *L, tm_region *const *regions, size_t n,
-	      uint32_t flags, uint32_t chunk_bytes, tm_error *err)
+int tm_snap_plan(snap_layout *L, tm_region *const *regions, size_t n,
+		 uint32_t flags, uint32_t chunk_bytes, tm_error *err)
 {
 	int rc;
 
@@ -198,7 +198,7 @@ int snap_plan(snap_layout *L, tm_region *const *regions, size_t n,
 			R->flags = SNAP_REGION_TAGGED;
 		rc = snap_alloc_region(L, R, err);
 		if (rc) {
-			snap_layout_free(L);
+			tm_snap_layout_free(L);
 			return rc;
 		}
 	}
@@ -216,23 +216,23 @@ int snap_plan(snap_layout *L, tm_region *const *regions, size_t n,
 static void put_bitmap(uint8_t *p, const uint64_t *bits, uint64_t npages)
 {
 	for (uint64_t w = 0; w < (npages + 63) / 64; w++)
-		snap_put64(p + w * 8, bits[w]);
+		tm_snap_put64(p + w * 8, bits[w]);
 }
 
 static void put_chunk(uint8_t *p, const snap_chunk *e)
 {
-	snap_put64(p + SC_DATA_OFF, e->data_off);
-	snap_put64(p + SC_TAG_OFF, e->tag_off);
-	snap_put32(p + SC_DATA_LEN, e->data_len);
-	snap_put32(p + SC_TAG_LEN, e->tag_len);
-	snap_put32(p + SC_FLAGS, e->flags);
-	snap_put32(p + SC_RESERVED, 0);
-	snap_put64(p + SC_XXH, e->xxh);
+	tm_snap_put64(p + SC_DATA_OFF, e->data_off);
+	tm_snap_put64(p + SC_TAG_OFF, e->tag_off);
+	tm_snap_put32(p + SC_DATA_LEN, e->data_len);
+	tm_snap_put32(p + SC_TAG_LEN, e->tag_len);
+	tm_snap_put32(p + SC_FLAGS, e->flags);
+	tm_snap_put32(p + SC_RESERVED, 0);
+	tm_snap_put64(p + SC_XXH, e->xxh);
 }
 
-void snap_encode_meta(snap_layout *L, uint8_t *buf)
+void tm_snap_encode_meta(snap_layout *L, uint8_t *buf)
 {
-	memset(buf, 0, snap_align_up(L->meta_bytes, SNAP_ALIGN));
+	memset(buf, 0, tm_snap_align_up(L->meta_bytes, SNAP_ALIGN));
 	for (uint32_t i = 0; i < L->nregions; i++) {
 		const snap_region *R = &L->regions[i];
 
@@ -251,16 +251,16 @@ static void put_region(uint8_t *p, const snap_region *R)
 {
 	memset(p, 0, SNAP_REGION_BYTES);
 	memcpy(p + SR_NAME, R->name, strnlen(R->name, TM_REGION_NAME_MAX - 1));
-	snap_put64(p + SR_SIZE, R->size);
-	snap_put64(p + SR_NPAGES, R->npages);
-	snap_put32(p + SR_FLAGS, R->flags);
-	snap_put64(p + SR_NCHUNKS, R->nchunks);
-	snap_put64(p + SR_DBITMAP, R->dbitmap_off);
-	snap_put64(p + SR_TBITMAP, R->tbitmap_off);
-	snap_put64(p + SR_CHUNKS, R->chunks_off);
-	snap_put64(p + SR_DATA_AREA, R->data_area);
-	snap_put64(p + SR_STRIDE, R->stride);
-	snap_put64(p + SR_DIGEST, R->digest);
+	tm_snap_put64(p + SR_SIZE, R->size);
+	tm_snap_put64(p + SR_NPAGES, R->npages);
+	tm_snap_put32(p + SR_FLAGS, R->flags);
+	tm_snap_put64(p + SR_NCHUNKS, R->nchunks);
+	tm_snap_put64(p + SR_DBITMAP, R->dbitmap_off);
+	tm_snap_put64(p + SR_TBITMAP, R->tbitmap_off);
+	tm_snap_put64(p + SR_CHUNKS, R->chunks_off);
+	tm_snap_put64(p + SR_DATA_AREA, R->data_area);
+	tm_snap_put64(p + SR_STRIDE, R->stride);
+	tm_snap_put64(p + SR_DIGEST, R->digest);
 }
 
 static uint64_t head_checksum(const uint8_t *buf, uint64_t table_end)
@@ -274,33 +274,33 @@ static uint64_t head_checksum(const uint8_t *buf, uint64_t table_end)
 	return XXH3_64bits_digest(&st);
 }
 
-void snap_encode_head(const snap_layout *L, uint8_t *buf)
+void tm_snap_encode_head(const snap_layout *L, uint8_t *buf)
 {
-	memset(buf, 0, snap_head_bytes(L));
+	memset(buf, 0, tm_snap_head_bytes(L));
 	memcpy(buf + SH_MAGIC, SNAP_MAGIC, 8);
-	snap_put32(buf + SH_VERSION, L->version);
-	snap_put32(buf + SH_HDR_BYTES, SNAP_HEADER_BYTES);
-	snap_put32(buf + SH_FLAGS, L->flags);
-	snap_put32(buf + SH_NREGIONS, L->nregions);
-	snap_put32(buf + SH_KIND, L->geom.kind);
-	snap_put32(buf + SH_KIND_VERSION, L->geom.version);
-	snap_put32(buf + SH_PAGE_SIZE, L->geom.page_size);
-	snap_put32(buf + SH_GRANULE, L->geom.granule);
-	snap_put32(buf + SH_BITS, L->geom.bits);
-	snap_put32(buf + SH_CHUNK_PAGES, L->chunk_pages);
-	snap_put32(buf + SH_ENTRY_BYTES, SNAP_REGION_BYTES);
-	snap_put32(buf + SH_ALIGN, SNAP_ALIGN);
-	snap_put64(buf + SH_TABLE_END, L->table_end);
-	snap_put64(buf + SH_META_OFF, L->meta_off);
-	snap_put64(buf + SH_META_BYTES, L->meta_bytes);
-	snap_put64(buf + SH_META_XXH, L->meta_xxh);
-	snap_put64(buf + SH_DATA_OFF, L->data_off);
-	snap_put64(buf + SH_FILE_SIZE, L->file_size);
-	snap_put64(buf + SH_CREATED, L->created_ns);
+	tm_snap_put32(buf + SH_VERSION, L->version);
+	tm_snap_put32(buf + SH_HDR_BYTES, SNAP_HEADER_BYTES);
+	tm_snap_put32(buf + SH_FLAGS, L->flags);
+	tm_snap_put32(buf + SH_NREGIONS, L->nregions);
+	tm_snap_put32(buf + SH_KIND, L->geom.kind);
+	tm_snap_put32(buf + SH_KIND_VERSION, L->geom.version);
+	tm_snap_put32(buf + SH_PAGE_SIZE, L->geom.page_size);
+	tm_snap_put32(buf + SH_GRANULE, L->geom.granule);
+	tm_snap_put32(buf + SH_BITS, L->geom.bits);
+	tm_snap_put32(buf + SH_CHUNK_PAGES, L->chunk_pages);
+	tm_snap_put32(buf + SH_ENTRY_BYTES, SNAP_REGION_BYTES);
+	tm_snap_put32(buf + SH_ALIGN, SNAP_ALIGN);
+	tm_snap_put64(buf + SH_TABLE_END, L->table_end);
+	tm_snap_put64(buf + SH_META_OFF, L->meta_off);
+	tm_snap_put64(buf + SH_META_BYTES, L->meta_bytes);
+	tm_snap_put64(buf + SH_META_XXH, L->meta_xxh);
+	tm_snap_put64(buf + SH_DATA_OFF, L->data_off);
+	tm_snap_put64(buf + SH_FILE_SIZE, L->file_size);
+	tm_snap_put64(buf + SH_CREATED, L->created_ns);
 	for (uint32_t i = 0; i < L->nregions; i++)
 		put_region(buf + SNAP_HEADER_BYTES + (uint64_t)i * SNAP_REGION_BYTES,
 			   &L->regions[i]);
-	snap_put64(buf + SH_HEAD_XXH, head_checksum(buf, L->table_end));
+	tm_snap_put64(buf + SH_HEAD_XXH, head_checksum(buf, L->table_end));
 }
 
 /* ---- decoding ------------------------------------------------------ */
@@ -343,22 +343,22 @@ static int check_magic(const uint8_t *buf, size_t len, const char *path,
 static int check_fixed_fields(const uint8_t *buf, const char *path,
 			      tm_error *err)
 {
-	uint32_t v = snap_get32(buf + SH_VERSION);
+	uint32_t v = tm_snap_get32(buf + SH_VERSION);
 
 	if (v != TM_SNAP_VERSION)
 		return tm_error_set(err, -EPROTONOSUPPORT,
 				    "snapshot %s: offset %d: format version %u, this tagmem reads version %u",
 				    path, SH_VERSION, v, TM_SNAP_VERSION);
-	if (snap_get32(buf + SH_HDR_BYTES) != SNAP_HEADER_BYTES)
+	if (tm_snap_get32(buf + SH_HDR_BYTES) != SNAP_HEADER_BYTES)
 		return BAD(SH_HDR_BYTES, "header size %u, expected %u",
-			   snap_get32(buf + SH_HDR_BYTES), SNAP_HEADER_BYTES);
-	if (snap_get32(buf + SH_ENTRY_BYTES) != SNAP_REGION_BYTES)
+			   tm_snap_get32(buf + SH_HDR_BYTES), SNAP_HEADER_BYTES);
+	if (tm_snap_get32(buf + SH_ENTRY_BYTES) != SNAP_REGION_BYTES)
 		return BAD(SH_ENTRY_BYTES, "region entry size %u, expected %u",
-			   snap_get32(buf + SH_ENTRY_BYTES), SNAP_REGION_BYTES);
-	if (snap_get32(buf + SH_ALIGN) != SNAP_ALIGN)
+			   tm_snap_get32(buf + SH_ENTRY_BYTES), SNAP_REGION_BYTES);
+	if (tm_snap_get32(buf + SH_ALIGN) != SNAP_ALIGN)
 		return BAD(SH_ALIGN, "alignment %u, expected %u",
-			   snap_get32(buf + SH_ALIGN), SNAP_ALIGN);
-	v = snap_get32(buf + SH_NREGIONS);
+			   tm_snap_get32(buf + SH_ALIGN), SNAP_ALIGN);
+	v = tm_snap_get32(buf + SH_NREGIONS);
 	if (v == 0 || v > TM_SNAP_MAX_REGIONS)
 		return BAD(SH_NREGIONS, "%u regions (1..%u allowed)", v,
 			   TM_SNAP_MAX_REGIONS);
@@ -369,25 +369,25 @@ static int decode_geom(snap_layout *L, const uint8_t *buf, const char *path,
 		       tm_error *err)
 {
 	tm_error e;
-	uint32_t kind = snap_get32(buf + SH_KIND);
+	uint32_t kind = tm_snap_get32(buf + SH_KIND);
 	int rc;
 
 	tm_error_clear(&e);
-	rc = tm_geom_init(&L->geom, kind, snap_get32(buf + SH_PAGE_SIZE),
-			  snap_get32(buf + SH_GRANULE), snap_get32(buf + SH_BITS), &e);
+	rc = tm_geom_init(&L->geom, kind, tm_snap_get32(buf + SH_PAGE_SIZE),
+			  tm_snap_get32(buf + SH_GRANULE), tm_snap_get32(buf + SH_BITS), &e);
 	if (rc)
 		return BAD(SH_KIND, "bad metadata geometry: %s", tm_error_msg(&e));
 	if (kind != TM_META_NONE &&
-	    (L->geom.granule != snap_get32(buf + SH_GRANULE) ||
-	     L->geom.bits != snap_get32(buf + SH_BITS)))
+	    (L->geom.granule != tm_snap_get32(buf + SH_GRANULE) ||
+	     L->geom.bits != tm_snap_get32(buf + SH_BITS)))
 		return BAD(SH_GRANULE, "granule %u / %u bits does not match metadata kind %u",
-			   snap_get32(buf + SH_GRANULE), snap_get32(buf + SH_BITS), kind);
-	if (snap_get32(buf + SH_KIND_VERSION) != L->geom.version)
+			   tm_snap_get32(buf + SH_GRANULE), tm_snap_get32(buf + SH_BITS), kind);
+	if (tm_snap_get32(buf + SH_KIND_VERSION) != L->geom.version)
 		return tm_error_set(err, -EPROTONOSUPPORT,
 				    "snapshot %s: offset %d: metadata kind %u version %u, this tagmem knows version %u",
 				    path, SH_KIND_VERSION, kind,
-				    snap_get32(buf + SH_KIND_VERSION), L->geom.version);
-	L->chunk_pages = snap_get32(buf + SH_CHUNK_PAGES);
+				    tm_snap_get32(buf + SH_KIND_VERSION), L->geom.version);
+	L->chunk_pages = tm_snap_get32(buf + SH_CHUNK_PAGES);
 	if (L->chunk_pages == 0 ||
 	    (uint64_t)L->chunk_pages * L->geom.page_size > TM_SNAP_CHUNK_MAX)
 		return BAD(SH_CHUNK_PAGES, "chunk of %u pages of %u bytes (1..%u bytes allowed)",
@@ -403,9 +403,9 @@ static int decode_region(snap_layout *L, snap_region *R, const uint8_t *p,
 	if (!memchr(p + SR_NAME, 0, TM_REGION_NAME_MAX))
 		return BAD(at + SR_NAME, "region name is not NUL-terminated");
 	memcpy(R->name, p + SR_NAME, TM_REGION_NAME_MAX);
-	R->size = snap_get64(p + SR_SIZE);
-	R->npages = snap_get64(p + SR_NPAGES);
-	R->flags = snap_get32(p + SR_FLAGS);
+	R->size = tm_snap_get64(p + SR_SIZE);
+	R->npages = tm_snap_get64(p + SR_NPAGES);
+	R->flags = tm_snap_get32(p + SR_FLAGS);
 	if (R->npages == 0 || R->npages > (UINT64_C(1) << 48) / ps ||
 	    R->size != R->npages * ps)
 		return BAD(at + SR_SIZE, "region '%s': size %" PRIu64 " does not match %" PRIu64 " pages of %" PRIu64 " bytes",
@@ -415,10 +415,10 @@ static int decode_region(snap_layout *L, snap_region *R, const uint8_t *p,
 	if ((R->flags & SNAP_REGION_TAGGED) && L->geom.kind == TM_META_NONE)
 		return BAD(at + SR_FLAGS, "region '%s' is tagged but the file has no metadata kind",
 			   R->name);
-	if (snap_get32(p + SR_RESERVED0) || snap_get64(p + SR_RESERVED1) ||
-	    snap_get64(p + SR_RESERVED1 + 8))
+	if (tm_snap_get32(p + SR_RESERVED0) || tm_snap_get64(p + SR_RESERVED1) ||
+	    tm_snap_get64(p + SR_RESERVED1 + 8))
 		return BAD(at + SR_RESERVED0, "region '%s': reserved fields are not zero", R->name);
-	R->digest = snap_get64(p + SR_DIGEST);
+	R->digest = tm_snap_get64(p + SR_DIGEST);
 	return 0;
 }
 
@@ -435,10 +435,10 @@ static int check_region_offsets(const snap_region *R, const uint8_t *p,
 				  R->chunks_off, R->data_area, R->stride };
 
 	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
-		if (snap_get64(p + f[i].off) != want[i])
+		if (tm_snap_get64(p + f[i].off) != want[i])
 			return BAD(at + (uint64_t)f[i].off,
 				   "region '%s': %s is %" PRIu64 ", the layout requires %" PRIu64,
-				   R->name, f[i].what, snap_get64(p + f[i].off), want[i]);
+				   R->name, f[i].what, tm_snap_get64(p + f[i].off), want[i]);
 	return 0;
 }
 
@@ -452,10 +452,10 @@ static int check_sizes(const snap_layout *L, const uint8_t *buf,
 	const uint64_t want[] = { L->table_end, L->meta_off, L->meta_bytes, L->data_off };
 
 	for (size_t i = 0; i < 4; i++)
-		if (snap_get64(buf + f[i].off) != want[i])
+		if (tm_snap_get64(buf + f[i].off) != want[i])
 			return BAD(f[i].off, "%s is %" PRIu64 ", the layout requires %" PRIu64,
-				   f[i].what, snap_get64(buf + f[i].off), want[i]);
-	if (snap_get64(buf + SH_RESERVED))
+				   f[i].what, tm_snap_get64(buf + f[i].off), want[i]);
+	if (tm_snap_get64(buf + SH_RESERVED))
 		return BAD(SH_RESERVED, "reserved field is not zero");
 	if (file_size < L->file_size)
 		return BAD(file_size, "truncated: the header (offset %d) records %" PRIu64 " bytes but the file has %" PRIu64 "; everything from offset %" PRIu64 " on is missing",
@@ -470,8 +470,8 @@ static int check_sizes(const snap_layout *L, const uint8_t *buf,
 	return 0;
 }
 
-int snap_decode_head(snap_layout *L, const uint8_t *buf, size_t len,
-		     uint64_t file_size, const char *path, tm_error *err)
+int tm_snap_decode_head(snap_layout *L, const uint8_t *buf, size_t len,
+			uint64_t file_size, const char *path, tm_error *err)
 {
 	uint64_t table_end, sum;
 	int rc;
@@ -482,17 +482,17 @@ int snap_decode_head(snap_layout *L, const uint8_t *buf, size_t len,
 		rc = check_fixed_fields(buf, path, err);
 	if (rc)
 		return rc;
-	L->nregions = snap_get32(buf + SH_NREGIONS);
+	L->nregions = tm_snap_get32(buf + SH_NREGIONS);
 	table_end = SNAP_HEADER_BYTES + (uint64_t)L->nregions * SNAP_REGION_BYTES;
 	if (len < table_end)
 		return BAD(len, "truncated: the file ends inside the region table (%u regions end at offset %" PRIu64 ")",
 			   L->nregions, table_end);
 	sum = head_checksum(buf, table_end);
-	if (sum != snap_get64(buf + SH_HEAD_XXH))
+	if (sum != tm_snap_get64(buf + SH_HEAD_XXH))
 		return BAD(SH_HEAD_XXH, "header checksum mismatch over [0, %" PRIu64 "): stored 0x%016" PRIx64 ", computed 0x%016" PRIx64,
-			   table_end, snap_get64(buf + SH_HEAD_XXH), sum);
+			   table_end, tm_snap_get64(buf + SH_HEAD_XXH), sum);
 	L->version = TM_SNAP_VERSION;
-	L->flags = snap_get32(buf + SH_FLAGS);
+	L->flags = tm_snap_get32(buf + SH_FLAGS);
 	if (L->flags & ~SNAP_KNOWN_FLAGS)
 		return tm_error_set(err, -EPROTONOSUPPORT,
 				    "snapshot %s: offset %d: unknown feature flags 0x%x",
@@ -512,18 +512,18 @@ int snap_decode_head(snap_layout *L, const uint8_t *buf, size_t len,
 		return rc;
 	snap_place(L);
 	if (!(L->flags & TM_SNAP_ZSTD) &&
-	    snap_get64(buf + SH_FILE_SIZE) != L->file_size)
+	    tm_snap_get64(buf + SH_FILE_SIZE) != L->file_size)
 		return BAD(SH_FILE_SIZE, "file size field %" PRIu64 " does not match the fixed layout's %" PRIu64,
-			   snap_get64(buf + SH_FILE_SIZE), L->file_size);
-	L->file_size = snap_get64(buf + SH_FILE_SIZE);
+			   tm_snap_get64(buf + SH_FILE_SIZE), L->file_size);
+	L->file_size = tm_snap_get64(buf + SH_FILE_SIZE);
 	for (uint32_t i = 0; i < L->nregions && !rc; i++)
 		rc = check_region_offsets(&L->regions[i],
 					  buf + SNAP_HEADER_BYTES + (uint64_t)i * SNAP_REGION_BYTES,
 					  SNAP_HEADER_BYTES + (uint64_t)i * SNAP_REGION_BYTES, path, err);
 	if (!rc)
 		rc = check_sizes(L, buf, file_size, path, err);
-	L->meta_xxh = snap_get64(buf + SH_META_XXH);
-	L->created_ns = snap_get64(buf + SH_CREATED);
+	L->meta_xxh = tm_snap_get64(buf + SH_META_XXH);
+	L->created_ns = tm_snap_get64(buf + SH_CREATED);
 	return rc;
 }
 
@@ -535,7 +535,7 @@ static int get_bitmap(uint64_t *bits, const uint8_t *p, uint64_t npages,
 	uint64_t words = (npages + 63) / 64;
 
 	for (uint64_t w = 0; w < words; w++)
-		bits[w] = snap_get64(p + w * 8);
+		bits[w] = tm_snap_get64(p + w * 8);
 	if ((npages & 63) && (bits[words - 1] >> (npages & 63)))
 		return BAD(at + (words - 1) * 8, "region '%s': %s has bits set beyond page %" PRIu64,
 			   R->name, what, npages - 1);
@@ -569,9 +569,9 @@ static int check_zstd_chunk(const snap_layout *L, const snap_region *R,
 			    uint64_t c, const snap_chunk *e, uint64_t at,
 			    const char *path, tm_error *err)
 {
-	uint64_t first = snap_chunk_first(L, c), np = snap_chunk_npages(L, R, c);
+	uint64_t first = tm_snap_chunk_first(L, c), np = tm_snap_chunk_npages(L, R, c);
 	uint64_t nd = count_bits(R->dbits, first, np), nt = count_bits(R->tbits, first, np);
-	uint64_t raw_d = nd * L->geom.page_size, raw_t = nt * snap_tag_bytes(L);
+	uint64_t raw_d = nd * L->geom.page_size, raw_t = nt * tm_snap_tag_bytes(L);
 	uint64_t end = e->data_off + (uint64_t)e->data_len + e->tag_len;
 
 	if (e->flags & ~(uint32_t)(SNAP_CHUNK_DATA_ZSTD | SNAP_CHUNK_TAGS_CODED))
@@ -600,12 +600,12 @@ static int check_zstd_chunk(const snap_layout *L, const snap_region *R,
 
 static void get_chunk(snap_chunk *e, const uint8_t *p)
 {
-	e->data_off = snap_get64(p + SC_DATA_OFF);
-	e->tag_off = snap_get64(p + SC_TAG_OFF);
-	e->data_len = snap_get32(p + SC_DATA_LEN);
-	e->tag_len = snap_get32(p + SC_TAG_LEN);
-	e->flags = snap_get32(p + SC_FLAGS);
-	e->xxh = snap_get64(p + SC_XXH);
+	e->data_off = tm_snap_get64(p + SC_DATA_OFF);
+	e->tag_off = tm_snap_get64(p + SC_TAG_OFF);
+	e->data_len = tm_snap_get32(p + SC_DATA_LEN);
+	e->tag_len = tm_snap_get32(p + SC_TAG_LEN);
+	e->flags = tm_snap_get32(p + SC_FLAGS);
+	e->xxh = tm_snap_get64(p + SC_XXH);
 }
 
 static int decode_region_meta(snap_layout *L, snap_region *R,
@@ -624,7 +624,7 @@ static int decode_region_meta(snap_layout *L, snap_region *R,
 		uint64_t at = R->chunks_off + c * SNAP_CHUNK_BYTES;
 
 		get_chunk(&R->chunks[c], m + at);
-		if (snap_get32(m + at + SC_RESERVED))
+		if (tm_snap_get32(m + at + SC_RESERVED))
 			return BAD(at + SC_RESERVED, "region '%s' chunk %" PRIu64 ": reserved field is not zero",
 				   R->name, c);
 		rc = (L->flags & TM_SNAP_ZSTD)
@@ -634,8 +634,8 @@ static int decode_region_meta(snap_layout *L, snap_region *R,
 	return rc;
 }
 
-int snap_decode_meta(snap_layout *L, const uint8_t *buf, const char *path,
-		     tm_error *err)
+int tm_snap_decode_meta(snap_layout *L, const uint8_t *buf, const char *path,
+			tm_error *err)
 {
 	uint64_t sum = XXH3_64bits(buf, L->meta_bytes);
 	int rc = 0;

@@ -60,7 +60,7 @@ enum {
 	SC_FLAGS = 24, SC_RESERVED = 28, SC_XXH = 32,
 };
 
-static inline uint64_t snap_align_up(uint64_t v, uint64_t a)
+static inline uint64_t tm_snap_align_up(uint64_t v, uint64_t a)
 {
 	return (v + a - 1) / a * a;
 }
@@ -96,28 +96,28 @@ typedef struct snap_layout {
 } snap_layout;
 
 /* Bytes of one region's data/tag bitmap on disk (whole u64 words). */
-static inline uint64_t snap_bitmap_bytes(uint64_t npages)
+static inline uint64_t tm_snap_bitmap_bytes(uint64_t npages)
 {
 	return (npages + 63) / 64 * 8;
 }
 /* Raw mode: packed tags of np pages, padded to the alignment. */
-static inline uint64_t snap_tag_slot(uint64_t np, size_t tb)
+static inline uint64_t tm_snap_tag_slot(uint64_t np, size_t tb)
 {
 	return (np * tb + SNAP_ALIGN - 1) / SNAP_ALIGN * SNAP_ALIGN;
 }
 /* Packed tag bytes per page (0 for an untagged layout). */
-static inline size_t snap_tag_bytes(const snap_layout *L)
+static inline size_t tm_snap_tag_bytes(const snap_layout *L)
 {
 	return tm_geom_packed_bytes(&L->geom);
 }
-static inline uint64_t snap_chunk_first(const snap_layout *L, uint64_t c)
+static inline uint64_t tm_snap_chunk_first(const snap_layout *L, uint64_t c)
 {
 	return c * L->chunk_pages;
 }
-static inline uint64_t snap_chunk_npages(const snap_layout *L,
-					 const snap_region *R, uint64_t c)
+static inline uint64_t tm_snap_chunk_npages(const snap_layout *L,
+					    const snap_region *R, uint64_t c)
 {
-	uint64_t first = snap_chunk_first(L, c);
+	uint64_t first = tm_snap_chunk_first(L, c);
 	uint64_t left = R->npages - first;
 
 	return left < L->chunk_pages ? left : L->chunk_pages;
@@ -129,28 +129,28 @@ static inline uint64_t snap_chunk_npages(const snap_layout *L,
  * chunk offsets). Fails with -EINVAL naming the region whose page size or
  * geometry does not fit.
  */
-int snap_plan(snap_layout *L, tm_region *const *regions, size_t n,
-	      uint32_t flags, uint32_t chunk_bytes, tm_error *err);
-void snap_layout_free(snap_layout *L);
+int tm_snap_plan(snap_layout *L, tm_region *const *regions, size_t n,
+		 uint32_t flags, uint32_t chunk_bytes, tm_error *err);
+void tm_snap_layout_free(snap_layout *L);
 
 /* Encode the head (header + region table, SNAP_ALIGN padded) into buf of
- * snap_head_bytes(L) bytes, and the metadata area into buf of
- * L->meta_bytes rounded up to SNAP_ALIGN; snap_encode_meta also sets
+ * tm_snap_head_bytes(L) bytes, and the metadata area into buf of
+ * L->meta_bytes rounded up to SNAP_ALIGN; tm_snap_encode_meta also sets
  * L->meta_xxh, so call it first. */
-uint64_t snap_head_bytes(const snap_layout *L);
-void snap_encode_meta(snap_layout *L, uint8_t *buf);
-void snap_encode_head(const snap_layout *L, uint8_t *buf);
+uint64_t tm_snap_head_bytes(const snap_layout *L);
+void tm_snap_encode_meta(snap_layout *L, uint8_t *buf);
+void tm_snap_encode_head(const snap_layout *L, uint8_t *buf);
 
 /*
- * Decode and validate: snap_decode_head checks magic, version, sizes,
+ * Decode and validate: tm_snap_decode_head checks magic, version, sizes,
  * flags, geometry and the head checksum of buf (len bytes read from offset
  * 0 of a file of file_size bytes) and fills L's header and region entries;
- * snap_decode_meta then checks the metadata checksum and every bitmap and
+ * tm_snap_decode_meta then checks the metadata checksum and every bitmap and
  * chunk entry. Errors are -EBADMSG / -EPROTONOSUPPORT naming the offset.
  */
-int snap_decode_head(snap_layout *L, const uint8_t *buf, size_t len,
-		     uint64_t file_size, const char *path, tm_error *err);
-int snap_decode_meta(snap_layout *L, const uint8_t *buf, const char *path,
-		     tm_error *err);
+int tm_snap_decode_head(snap_layout *L, const uint8_t *buf, size_t len,
+			uint64_t file_size, const char *path, tm_error *err);
+int tm_snap_decode_meta(snap_layout *L, const uint8_t *buf, const char *path,
+			tm_error *err);
 
 #endif

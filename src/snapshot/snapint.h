@@ -35,19 +35,19 @@ typedef struct snap_loadbuf {
 	uint64_t stored_data, stored_tags; /* bytes read for this chunk */
 } snap_loadbuf;
 
-/* huge: chunk buffers in transparent huge pages (sfile_alloc_huge), for
+/* huge: chunk buffers in transparent huge pages (tm_sfile_alloc_huge), for
  * the eager pools; lazy restore keeps 4 per region and does not. */
-int snap_loadbuf_init(snap_loadbuf *b, const snap_layout *L, bool huge,
-		      tm_error *err);
-void snap_loadbuf_free(snap_loadbuf *b);
+int tm_snap_loadbuf_init(snap_loadbuf *b, const snap_layout *L, bool huge,
+			 tm_error *err);
+void tm_snap_loadbuf_free(snap_loadbuf *b);
 
 /*
  * Read chunk c of region ri, verify its checksum, decode it; on success
  * b->dptr[k] / b->tptr[k] point at page k's data / tags (NULL when the page
  * has none). -EBADMSG naming region, chunk, pages and file range otherwise.
  */
-int snap_load_chunk(tm_snapshot *s, snap_loadbuf *b, uint32_t ri, uint64_t c,
-		    tm_error *err);
+int tm_snap_load_chunk(tm_snapshot *s, snap_loadbuf *b, uint32_t ri, uint64_t c,
+		       tm_error *err);
 
 /* A read-only page of zeros, for tag-only pages. */
 extern const uint8_t tm_snap_zero_page[TM_PAGE_SIZE_MAX] __attribute__((aligned(SNAP_ALIGN)));
@@ -81,13 +81,13 @@ struct snap_pool {
 
 /* Run p->fn over all chunks with p->threads workers; returns the first
  * error (copied to err). */
-int snap_pool_run(snap_pool *p, tm_error *err);
+int tm_snap_pool_run(snap_pool *p, tm_error *err);
 
 /* o->threads, or dflt when unset (or o NULL); at most 256. */
-unsigned snap_threads(const tm_snap_opts *o, unsigned dflt);
+unsigned tm_snap_threads(const tm_snap_opts *o, unsigned dflt);
 
 /* Destination regions fit the file (count, sizes, page size, geometry). */
-int snap_check_dst(const tm_snapshot *s, tm_region *const *dst, size_t n,
-		   tm_error *err);
+int tm_snap_check_dst(const tm_snapshot *s, tm_region *const *dst, size_t n,
+		      tm_error *err);
 
 #endif

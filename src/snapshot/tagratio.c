@@ -28,8 +28,8 @@ static int chunk_tags(tm_snapshot *s, struct ratio_bufs *b, uint32_t ri,
 	const snap_layout *L = &s->L;
 	const snap_region *R = &L->regions[ri];
 	const snap_chunk *e = &R->chunks[c];
-	uint64_t first = snap_chunk_first(L, c), np = snap_chunk_npages(L, R, c);
-	size_t tb = snap_tag_bytes(L);
+	uint64_t first = tm_snap_chunk_first(L, c), np = tm_snap_chunk_npages(L, R, c);
+	size_t tb = tm_snap_tag_bytes(L);
 	int rc;
 
 	*nt = 0;
@@ -37,7 +37,7 @@ static int chunk_tags(tm_snapshot *s, struct ratio_bufs *b, uint32_t ri,
 		*nt += tm_bit_test(R->tbits, first + k);
 	if (*nt == 0)
 		return 0;
-	rc = sfile_pread(&s->f, b->in, e->tag_len, e->tag_off, err);
+	rc = tm_sfile_pread(&s->f, b->in, e->tag_len, e->tag_off, err);
 	if (rc)
 		return rc;
 	if (L->flags & TM_SNAP_ZSTD) {
@@ -57,7 +57,7 @@ static int ratio_run(tm_snapshot *s, struct ratio_bufs *b, uint64_t *raw,
 		     uint64_t *coded, tm_error *err)
 {
 	const snap_layout *L = &s->L;
-	size_t tb = snap_tag_bytes(L);
+	size_t tb = tm_snap_tag_bytes(L);
 
 	for (uint32_t i = 0; i < L->nregions; i++) {
 		for (uint64_t c = 0; c < L->regions[i].nchunks; c++) {
@@ -82,7 +82,7 @@ int tm_snapshot_tag_ratio(tm_snapshot *s, double *ratio, uint64_t *raw,
 			  uint64_t *coded, tm_error *err)
 {
 	const snap_layout *L = &s->L;
-	size_t cp = L->chunk_pages, tb = snap_tag_bytes(L);
+	size_t cp = L->chunk_pages, tb = tm_snap_tag_bytes(L);
 	struct ratio_bufs b = { 0 };
 	uint64_t r = 0, c = 0;
 	int rc = 0;

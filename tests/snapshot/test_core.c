@@ -168,13 +168,13 @@ struct ph { uint32_t type, flags; uint64_t off, va, fsz, msz, align; };
 static void put_ph(uint8_t *p, const struct ph *h)
 {
 	memset(p, 0, PH_SIZE);
-	snap_put32(p + PH_TYPE, h->type);
-	snap_put32(p + PH_FLAGS, h->flags);
-	snap_put64(p + PH_OFFSET, h->off);
-	snap_put64(p + PH_VADDR, h->va);
-	snap_put64(p + PH_FILESZ, h->fsz);
-	snap_put64(p + PH_MEMSZ, h->msz);
-	snap_put64(p + PH_ALIGN, h->align);
+	tm_snap_put32(p + PH_TYPE, h->type);
+	tm_snap_put32(p + PH_FLAGS, h->flags);
+	tm_snap_put64(p + PH_OFFSET, h->off);
+	tm_snap_put64(p + PH_VADDR, h->va);
+	tm_snap_put64(p + PH_FILESZ, h->fsz);
+	tm_snap_put64(p + PH_MEMSZ, h->msz);
+	tm_snap_put64(p + PH_ALIGN, h->align);
 }
 
 /*
@@ -198,28 +198,28 @@ static void write_linux_core(const char *path, bool xnum, uint8_t *tagbytes)
 	int fd;
 
 	memcpy(f, "\177ELF\2\1\1", 7);
-	snap_put16(f + EH_TYPE, ELF_ET_CORE);
-	snap_put16(f + EH_MACHINE, ELF_EM_AARCH64);
-	snap_put32(f + EH_VERSION, 1);
-	snap_put64(f + EH_PHOFF, phoff);
-	snap_put16(f + EH_EHSIZE, EH_SIZE);
-	snap_put16(f + EH_PHENTSIZE, PH_SIZE);
-	snap_put16(f + EH_PHNUM, xnum ? ELF_PN_XNUM : (uint16_t)nph);
+	tm_snap_put16(f + EH_TYPE, ELF_ET_CORE);
+	tm_snap_put16(f + EH_MACHINE, ELF_EM_AARCH64);
+	tm_snap_put32(f + EH_VERSION, 1);
+	tm_snap_put64(f + EH_PHOFF, phoff);
+	tm_snap_put16(f + EH_EHSIZE, EH_SIZE);
+	tm_snap_put16(f + EH_PHENTSIZE, PH_SIZE);
+	tm_snap_put16(f + EH_PHNUM, xnum ? ELF_PN_XNUM : (uint16_t)nph);
 	if (xnum) {
-		snap_put64(f + EH_SHOFF, shoff);
-		snap_put16(f + EH_SHENTSIZE, SH_SIZE);
-		snap_put16(f + EH_SHNUM, 1);
-		snap_put32(f + shoff + SH_INFO, (uint32_t)nph);
+		tm_snap_put64(f + EH_SHOFF, shoff);
+		tm_snap_put16(f + EH_SHENTSIZE, SH_SIZE);
+		tm_snap_put16(f + EH_SHNUM, 1);
+		tm_snap_put32(f + shoff + SH_INFO, (uint32_t)nph);
 	}
 	/* notes: a foreign "CORE" NT_FILE (0x46494c45) then an AUXV */
 	at = 0x1000;
-	snap_put32(f + at, 5); snap_put32(f + at + 4, 8); snap_put32(f + at + 8, 0x46494c45);
+	tm_snap_put32(f + at, 5); tm_snap_put32(f + at + 4, 8); tm_snap_put32(f + at + 8, 0x46494c45);
 	memcpy(f + at + 12, "CORE", 5);
 	at += 12 + 8 + 8;
-	snap_put32(f + at, 5); snap_put32(f + at + 4, 32); snap_put32(f + at + 8, ELF_NT_AUXV);
+	tm_snap_put32(f + at, 5); tm_snap_put32(f + at + 4, 32); tm_snap_put32(f + at + 8, ELF_NT_AUXV);
 	memcpy(f + at + 12, "CORE", 5);
-	snap_put64(f + at + 20, AUX_HWCAP2);
-	snap_put64(f + at + 28, TM_HWCAP2_MTE);
+	tm_snap_put64(f + at + 20, AUX_HWCAP2);
+	tm_snap_put64(f + at + 28, TM_HWCAP2_MTE);
 	at += 12 + 8 + 32;
 	ph[0].fsz = at - 0x1000;
 	for (size_t i = 0; i < nph; i++)
@@ -298,7 +298,7 @@ static void poke64(const char *path, uint64_t off, uint64_t v)
 	uint8_t b[8];
 	int fd = open(path, O_WRONLY);
 
-	snap_put64(b, v);
+	tm_snap_put64(b, v);
 	assert_int_equal(pwrite(fd, b, 8, (off_t)off), 8);
 	close(fd);
 }
@@ -308,7 +308,7 @@ static void poke16(const char *path, uint64_t off, uint16_t v)
 	uint8_t b[2];
 	int fd = open(path, O_WRONLY);
 
-	snap_put16(b, v);
+	tm_snap_put16(b, v);
 	assert_int_equal(pwrite(fd, b, 2, (off_t)off), 2);
 	close(fd);
 }

@@ -56,14 +56,14 @@ static void free_fixture(struct fixture *f)
 static int chunk_at(const snap_layout *L, uint64_t off, uint32_t *ri,
 		    uint64_t *ci)
 {
-	size_t ps = L->geom.page_size, tb = snap_tag_bytes(L);
+	size_t ps = L->geom.page_size, tb = tm_snap_tag_bytes(L);
 
 	for (uint32_t i = 0; i < L->nregions; i++) {
 		const snap_region *R = &L->regions[i];
 
 		for (uint64_t c = 0; c < R->nchunks; c++) {
 			const snap_chunk *e = &R->chunks[c];
-			uint64_t first = snap_chunk_first(L, c), np = snap_chunk_npages(L, R, c);
+			uint64_t first = tm_snap_chunk_first(L, c), np = tm_snap_chunk_npages(L, R, c);
 			bool hit = false;
 
 			if (L->flags & TM_SNAP_ZSTD)
@@ -95,8 +95,8 @@ static int check_whole_chunks(const snap_layout *L, struct fixture *f,
 
 	for (uint32_t i = 0; i < L->nregions; i++)
 		for (uint64_t c = 0; c < L->regions[i].nchunks; c++) {
-			uint64_t first = snap_chunk_first(L, c);
-			uint64_t np = snap_chunk_npages(L, &L->regions[i], c);
+			uint64_t first = tm_snap_chunk_first(L, c);
+			uint64_t np = tm_snap_chunk_npages(L, &L->regions[i], c);
 			uint64_t as_src = 0, as_pat = 0;
 
 			for (uint64_t k = 0; k < np; k++) {

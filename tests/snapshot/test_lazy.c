@@ -156,7 +156,7 @@ static size_t bad_page(tm_snapshot *s, uint64_t c, uint64_t *off)
 	const snap_region *R = &L->regions[0];
 
 	for (uint64_t k = 0; k < L->chunk_pages; k++) {
-		size_t pg = snap_chunk_first(L, c) + k;
+		size_t pg = tm_snap_chunk_first(L, c) + k;
 
 		if (tm_bit_test(R->dbits, pg)) {
 			*off = R->chunks[c].data_off + k * L->geom.page_size + 100;
