@@ -41,8 +41,9 @@ check-asan: build-asan/build.ninja
 # only the suites that make sense under qemu-user run: it has no userfaultfd,
 # soft-dirty or pagemap, which migrate/swap/snapshot/storage tests need. The
 # mte suite includes live migration between two mte regions under real tag
-# checks (tests/mte/test_migrate_mte.c).
-AARCH64_SUITES = --suite common --suite tags --suite region --suite mte
+# checks (tests/mte/test_migrate_mte.c); pkg checks the arm64 libtagmem.so
+# exports exactly the public API.
+AARCH64_SUITES = --suite common --suite tags --suite region --suite mte --suite pkg
 
 build-aarch64/build.ninja:
 	$(MESON) setup build-aarch64 --werror --cross-file cross/aarch64-linux-gnu.ini

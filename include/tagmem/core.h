@@ -27,6 +27,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "tagmem/api.h"
 #include "tagmem/error.h"
 #include "tagmem/region.h"
 
@@ -66,8 +67,8 @@ typedef struct tm_core_opts {
  * untagged pages of a tagged region have zero tags (as in Linux). Tagged
  * regions must be MTE geometry (4 bits per 16 bytes). o may be NULL.
  */
-int tm_core_write(const char *path, const tm_core_region *regs, size_t n,
-		  const tm_core_opts *o, tm_error *err);
+TM_API int tm_core_write(const char *path, const tm_core_region *regs, size_t n,
+			 const tm_core_opts *o, tm_error *err);
 
 /* ---- reading ---------------------------------------------------- */
 
@@ -109,32 +110,32 @@ typedef struct tm_core_info {
  * p_memsz / 32, a PT_LOAD with the same range). Errors are -EBADMSG (or
  * -EPROTONOSUPPORT for a foreign ELF flavour) naming the file offset.
  */
-int tm_core_open(const char *path, tm_core **out, tm_error *err);
-void tm_core_close(tm_core *c);
+TM_API int tm_core_open(const char *path, tm_core **out, tm_error *err);
+TM_API void tm_core_close(tm_core *c);
 
-void tm_core_get_info(const tm_core *c, tm_core_info *out);
+TM_API void tm_core_get_info(const tm_core *c, tm_core_info *out);
 /* PT_LOAD segment i (< nsegments), in file order. */
-int tm_core_segment_get(const tm_core *c, size_t i, tm_core_segment *out,
-			tm_error *err);
+TM_API int tm_core_segment_get(const tm_core *c, size_t i, tm_core_segment *out,
+			       tm_error *err);
 
 /* Read len bytes of dumped memory at addr (may span segments). Bytes past a
  * segment's p_filesz read as zero; an address in no segment gives -EFAULT
  * naming it. */
-int tm_core_read_mem(tm_core *c, uint64_t addr, void *buf, size_t len,
-		     tm_error *err);
+TM_API int tm_core_read_mem(tm_core *c, uint64_t addr, void *buf, size_t len,
+			    tm_error *err);
 
 /* Allocation tags of the granules covering [addr, addr+len), one tag per
  * byte (unpacked) into tags[(len + 15) / 16 after aligning addr down].
  * *ngranules receives the count. Tags past the memtag p_filesz read as 0;
  * an address with no memtag segment gives -ENODATA naming it. The top
  * byte of addr (a logical tag) is ignored. */
-int tm_core_read_tags(tm_core *c, uint64_t addr, size_t len, uint8_t *tags,
-		      size_t *ngranules, tm_error *err);
+TM_API int tm_core_read_tags(tm_core *c, uint64_t addr, size_t len, uint8_t *tags,
+			     size_t *ngranules, tm_error *err);
 
 /* Extract PT_LOAD segment i as a new region (data and tags), with the given
  * page size (4/16/64 KiB; the segment's range must be a multiple of it). */
-int tm_core_extract(tm_core *c, size_t i, enum tm_backend b,
-		    uint32_t page_size, tm_region **out, tm_error *err);
+TM_API int tm_core_extract(tm_core *c, size_t i, enum tm_backend b,
+			   uint32_t page_size, tm_region **out, tm_error *err);
 
 #ifdef __cplusplus
 }

@@ -10,6 +10,8 @@
 #ifndef TAGMEM_ERROR_H
 #define TAGMEM_ERROR_H
 
+#include "tagmem/api.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -22,7 +24,7 @@ typedef struct tm_error {
 } tm_error;
 
 /* Reset to "no error". err may be NULL. */
-void tm_error_clear(tm_error *err);
+TM_API void tm_error_clear(tm_error *err);
 
 /*
  * Record an error: code must be a negative errno. Returns code so callers
@@ -31,16 +33,16 @@ void tm_error_clear(tm_error *err);
  * if TM_ERROR_KEEP_FIRST is used (see tm_error_setf_keep); tm_error_set
  * always overwrites.
  */
-int tm_error_set(tm_error *err, int code, const char *fmt, ...)
+TM_API int tm_error_set(tm_error *err, int code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
 /* Like tm_error_set but keeps an earlier, more specific message if one is
  * already recorded; prefixes context instead ("while X: <earlier>"). */
-int tm_error_wrap(tm_error *err, int code, const char *fmt, ...)
+TM_API int tm_error_wrap(tm_error *err, int code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
 /* The message, or "" when there is none. Never NULL. */
-const char *tm_error_msg(const tm_error *err);
+TM_API const char *tm_error_msg(const tm_error *err);
 
 #ifdef __cplusplus
 }

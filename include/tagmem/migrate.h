@@ -43,6 +43,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "tagmem/api.h"
 #include "tagmem/error.h"
 #include "tagmem/region.h"
 
@@ -96,7 +97,7 @@ typedef struct tm_migrate_config {
 } tm_migrate_config;
 
 /* Fill c with the defaults shown in parentheses above. */
-void tm_migrate_config_default(tm_migrate_config *c);
+TM_API void tm_migrate_config_default(tm_migrate_config *c);
 
 enum tm_migrate_phase {
 	TM_PHASE_SETUP = 0,     /* connecting, negotiating */
@@ -149,16 +150,16 @@ typedef struct tm_migrate_hooks {
  * members (a source without pause hook is only correct when nothing writes
  * the regions). Fails with -EINVAL naming the bad field.
  */
-int tm_migration_new(tm_migration **out, enum tm_migrate_role role,
-		     const tm_migrate_config *cfg, const tm_migrate_hooks *hooks,
-		     tm_error *err);
+TM_API int tm_migration_new(tm_migration **out, enum tm_migrate_role role,
+			    const tm_migrate_config *cfg, const tm_migrate_hooks *hooks,
+			    tm_error *err);
 
 /* Free; closes the descriptors tagmem accepted itself, never the caller's. */
-void tm_migration_free(tm_migration *m);
+TM_API void tm_migration_free(tm_migration *m);
 
 /* Add a region (borrowed, must outlive the run). Source: order = wire id.
  * Destination: matched to the source's by name. Names must be unique. */
-int tm_migration_add_region(tm_migration *m, tm_region *r, tm_error *err);
+TM_API int tm_migration_add_region(tm_migration *m, tm_region *r, tm_error *err);
 
 /*
  * Add a connected stream descriptor (borrowed; tagmem may shutdown() it to
@@ -166,10 +167,10 @@ int tm_migration_add_region(tm_migration *m, tm_region *r, tm_error *err);
  * first added is the control channel, then exactly cfg.channels data
  * channels. Destination: any order; the handshake says which is which.
  */
-int tm_migration_add_fd(tm_migration *m, int fd, tm_error *err);
+TM_API int tm_migration_add_fd(tm_migration *m, int fd, tm_error *err);
 
 /* Destination: accept the channels from this listening socket (borrowed). */
-int tm_migration_set_listener(tm_migration *m, int lfd, tm_error *err);
+TM_API int tm_migration_set_listener(tm_migration *m, int lfd, tm_error *err);
 
 /*
  * Run the migration to the end. Returns 0 when every page and tag is in
@@ -177,33 +178,33 @@ int tm_migration_set_listener(tm_migration *m, int lfd, tm_error *err);
  * negative errno with err naming what failed and where (region, offset,
  * channel). stats (may be NULL) is filled either way. Call once per object.
  */
-int tm_migration_run(tm_migration *m, tm_migrate_stats *stats, tm_error *err);
+TM_API int tm_migration_run(tm_migration *m, tm_migrate_stats *stats, tm_error *err);
 
 /* Ask a running migration to stop: run returns -ECANCELED; both sides
  * report it. Async-signal-safe; any thread. */
-void tm_migration_cancel(tm_migration *m);
+TM_API void tm_migration_cancel(tm_migration *m);
 
 /* ---- addresses: "tcp:HOST:PORT" or "unix:PATH" ------------------- */
 
 /* Check that addr is well formed (no lookup, no socket): -EINVAL with a
  * message naming the address otherwise. For CLIs that want to refuse a bad
  * address before doing expensive work. Thread-safe. */
-int tm_migrate_addr_check(const char *addr, tm_error *err);
+TM_API int tm_migrate_addr_check(const char *addr, tm_error *err);
 
 /* Listen on addr (tcp port 0 picks a free port). Unix: an old socket file
  * at PATH is replaced. Thread-safe. */
-int tm_migrate_listen(const char *addr, int *lfd, tm_error *err);
+TM_API int tm_migrate_listen(const char *addr, int *lfd, tm_error *err);
 
 /* The address a listener can be reached at ("tcp:127.0.0.1:40123"). */
-int tm_migrate_listener_addr(int lfd, char *buf, size_t len, tm_error *err);
+TM_API int tm_migrate_listener_addr(int lfd, char *buf, size_t len, tm_error *err);
 
 /*
  * Open n connections to addr, retrying refused/missing for up to timeout_ms
  * (so the sender may start before the receiver listens). On failure no
  * descriptor is left open. Thread-safe.
  */
-int tm_migrate_connect(const char *addr, unsigned n, int *fds,
-		       uint32_t timeout_ms, tm_error *err);
+TM_API int tm_migrate_connect(const char *addr, unsigned n, int *fds,
+			      uint32_t timeout_ms, tm_error *err);
 
 /* ---- digest ----------------------------------------------------- */
 
@@ -213,12 +214,12 @@ int tm_migrate_connect(const char *addr, unsigned n, int *fds,
  * Equal digests mean equal memory and tags. Uses `threads` threads (>= 1).
  * The regions must not be written during the call.
  */
-int tm_migrate_digest(tm_region *const *regions, size_t n, unsigned threads,
-		      uint8_t out[16], tm_error *err);
+TM_API int tm_migrate_digest(tm_region *const *regions, size_t n, unsigned threads,
+			     uint8_t out[16], tm_error *err);
 
 /* "compress: zstd:3" parsing for CLIs: "none", "zstd", "zstd:LEVEL". */
-int tm_migrate_parse_compress(const char *s, enum tm_compress *c, int *level,
-			      tm_error *err);
+TM_API int tm_migrate_parse_compress(const char *s, enum tm_compress *c, int *level,
+				     tm_error *err);
 
 #ifdef __cplusplus
 }

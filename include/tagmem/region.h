@@ -40,6 +40,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "tagmem/api.h"
 #include "tagmem/error.h"
 #include "tagmem/tags.h"
 
@@ -73,19 +74,19 @@ typedef struct tm_region_config {
 } tm_region_config;
 
 /* Create a region. Fails with -ENOTSUP for mte where the CPU/kernel lacks it. */
-int tm_region_create(const tm_region_config *cfg, tm_region **out,
-		     tm_error *err);
-void tm_region_destroy(tm_region *r);
+TM_API int tm_region_create(const tm_region_config *cfg, tm_region **out,
+			    tm_error *err);
+TM_API void tm_region_destroy(tm_region *r);
 
 /* True when this process can create mte regions (arm64 + HWCAP2_MTE). */
-bool tm_mte_available(void);
+TM_API bool tm_mte_available(void);
 
-const char *tm_region_name(const tm_region *r);
-size_t tm_region_size(const tm_region *r);
-size_t tm_region_npages(const tm_region *r);
-const tm_geom *tm_region_geom(const tm_region *r);
-enum tm_backend tm_region_backend(const tm_region *r);
-const char *tm_backend_name(enum tm_backend b);
+TM_API const char *tm_region_name(const tm_region *r);
+TM_API size_t tm_region_size(const tm_region *r);
+TM_API size_t tm_region_npages(const tm_region *r);
+TM_API const tm_geom *tm_region_geom(const tm_region *r);
+TM_API enum tm_backend tm_region_backend(const tm_region *r);
+TM_API const char *tm_backend_name(enum tm_backend b);
 
 /*
  * A pointer for direct access at byte offset off (NULL when off is outside
@@ -96,14 +97,14 @@ const char *tm_backend_name(enum tm_backend b);
  * a kernel dirty method sees them. With lazy placement active, the first
  * access to a missing page faults to the region's fill thread.
  */
-void *tm_region_ptr(tm_region *r, size_t off);
+TM_API void *tm_region_ptr(tm_region *r, size_t off);
 
 /* ---- whole pages ------------------------------------------------- */
 
 /* Copy page pg's data (page_size bytes) and packed tags (NULL: skip;
  * regions without metadata never write tags). */
-int tm_region_read_page(tm_region *r, size_t pg, void *data, uint8_t *tags,
-			tm_error *err);
+TM_API int tm_region_read_page(tm_region *r, size_t pg, void *data, uint8_t *tags,
+			       tm_error *err);
 
 /* Pages [pg, pg+n) at once: data gets n pages, tags (when not NULL and
  * the region has metadata) n packed tag blocks, exactly as n
@@ -112,8 +113,8 @@ int tm_region_read_page(tm_region *r, size_t pg, void *data, uint8_t *tags,
  * another). The soft backend copies the data in one go and the tags one
  * shadow chunk at a time, which is what makes a folio-sized read cheap.
  * Lazy pages are fetched first. */
-int tm_region_read_pages(tm_region *r, size_t pg, size_t n, void *data,
-			 uint8_t *tags, tm_error *err);
+TM_API int tm_region_read_pages(tm_region *r, size_t pg, size_t n, void *data,
+				uint8_t *tags, tm_error *err);
 
 /*
  * Place page pg's data and packed tags together. tags NULL means the page is
@@ -122,36 +123,36 @@ int tm_region_read_pages(tm_region *r, size_t pg, size_t n, void *data,
  * tags are installed before the data becomes visible (UFFDIO_COPY), so no
  * thread ever sees the data without its tags.
  */
-int tm_region_write_page(tm_region *r, size_t pg, const void *data,
-			 const uint8_t *tags, tm_error *err);
+TM_API int tm_region_write_page(tm_region *r, size_t pg, const void *data,
+				const uint8_t *tags, tm_error *err);
 
 /* Zero page pg's data and tags together and mark it untagged (soft: the
  * shadow slot is zeroed; the chunk is freed by discard). With lazy placement
  * active a missing page is placed as zeros (UFFDIO_ZEROPAGE), no fill. */
-int tm_region_zero_page(tm_region *r, size_t pg, tm_error *err);
+TM_API int tm_region_zero_page(tm_region *r, size_t pg, tm_error *err);
 
 /* ---- tags -------------------------------------------------------- */
 
 /* Read page pg's tags in format fmt (packed: packed_bytes, unpacked: granules).
  * A never-tagged page reads as zeros. No-op for regions without metadata. */
-int tm_region_get_tags(tm_region *r, size_t pg, enum tm_tag_format fmt,
-		       uint8_t *out, tm_error *err);
+TM_API int tm_region_get_tags(tm_region *r, size_t pg, enum tm_tag_format fmt,
+			      uint8_t *out, tm_error *err);
 
 /* Write page pg's tags; marks it tagged and dirty. Unpacked input with bits
  * above the tag is refused before anything is written (err names the
  * granule). */
-int tm_region_set_tags(tm_region *r, size_t pg, enum tm_tag_format fmt,
-		       const uint8_t *in, tm_error *err);
+TM_API int tm_region_set_tags(tm_region *r, size_t pg, enum tm_tag_format fmt,
+			      const uint8_t *in, tm_error *err);
 
 /* Set tag on [off, off+len): both multiples of the granule; may span pages. */
-int tm_region_set_tag_range(tm_region *r, size_t off, size_t len, uint8_t tag,
-			    tm_error *err);
+TM_API int tm_region_set_tag_range(tm_region *r, size_t off, size_t len, uint8_t tag,
+				   tm_error *err);
 
 /* Whether page pg was ever tagged (and not zeroed/discarded since): set by
  * set_tags, set_tag_range and write_page with tags; cleared by zero_page,
  * write_page without tags and discard. mte: tags written by foreign STG
  * instructions do not set it. False for pg out of range. */
-bool tm_region_page_tagged(const tm_region *r, size_t pg);
+TM_API bool tm_region_page_tagged(const tm_region *r, size_t pg);
 
 /* ---- bytes ------------------------------------------------------- */
 
@@ -159,16 +160,16 @@ bool tm_region_page_tagged(const tm_region *r, size_t pg);
  * dirties the pages it touches and keeps their tags). On mte a write
  * re-stores the tags of the 32-byte-aligned span it rewrites, so a tag
  * change racing it on the same granules may be undone. */
-int tm_region_write(tm_region *r, size_t off, const void *buf, size_t len,
-		    tm_error *err);
-int tm_region_read(tm_region *r, size_t off, void *buf, size_t len,
-		   tm_error *err);
+TM_API int tm_region_write(tm_region *r, size_t off, const void *buf, size_t len,
+			   tm_error *err);
+TM_API int tm_region_read(tm_region *r, size_t off, void *buf, size_t len,
+			  tm_error *err);
 
 /* XXH3-64 (streaming) over each page's data then its packed tags, in page
  * order (regions without metadata: data only). Two regions with equal
  * digests hold the same data and tags. Reads every page: with lazy
  * placement active it fills every missing page. */
-int tm_region_digest(tm_region *r, uint64_t *digest, tm_error *err);
+TM_API int tm_region_digest(tm_region *r, uint64_t *digest, tm_error *err);
 
 /* ---- dirty tracking --------------------------------------------- */
 
@@ -203,7 +204,7 @@ enum tm_dirty_method {
  *   lost (no atomic get-and-clear exists for soft-dirty); API writes are
  *   never lost.
  */
-int tm_region_dirty_start(tm_region *r, enum tm_dirty_method m, tm_error *err);
+TM_API int tm_region_dirty_start(tm_region *r, enum tm_dirty_method m, tm_error *err);
 
 /* OR the pages dirtied since the last collect (or start) into bitmap
  * (tm_region_npages bits, 64 per word, bit i of word w = page 64*w+i), and
@@ -211,14 +212,14 @@ int tm_region_dirty_start(tm_region *r, enum tm_dirty_method m, tm_error *err);
  * either reported now or by the next collect, never lost (but see
  * TM_DIRTY_SOFT_DIRTY). -EINVAL when tracking is off. One collector at a
  * time; writers may run concurrently. */
-int tm_region_dirty_collect(tm_region *r, uint64_t *bitmap, tm_error *err);
+TM_API int tm_region_dirty_collect(tm_region *r, uint64_t *bitmap, tm_error *err);
 
-void tm_region_dirty_stop(tm_region *r);
+TM_API void tm_region_dirty_stop(tm_region *r);
 /* The method in use (never AUTO while tracking); TM_DIRTY_AUTO when off. */
-enum tm_dirty_method tm_region_dirty_method(const tm_region *r);
-const char *tm_dirty_method_name(enum tm_dirty_method m);
+TM_API enum tm_dirty_method tm_region_dirty_method(const tm_region *r);
+TM_API const char *tm_dirty_method_name(enum tm_dirty_method m);
 /* Why AUTO fell back ("uffd-wp unavailable: ..."), or "" */
-const char *tm_region_dirty_note(const tm_region *r);
+TM_API const char *tm_region_dirty_note(const tm_region *r);
 
 /* ---- lazy placement (userfaultfd) and discard ------------------- */
 
@@ -251,24 +252,24 @@ typedef int (*tm_fill_fn)(void *ctx, tm_region *r, size_t pg, void *data,
  * the reason; -EBUSY when already active. Works together with
  * TM_DIRTY_UFFD_WP (one userfaultfd carries both).
  */
-int tm_region_lazy_start(tm_region *r, tm_fill_fn fn, void *ctx,
-			 tm_error *err);
+TM_API int tm_region_lazy_start(tm_region *r, tm_fill_fn fn, void *ctx,
+				tm_error *err);
 /* Stop the fault thread and unregister. Missing pages then read as zero. */
-void tm_region_lazy_stop(tm_region *r);
+TM_API void tm_region_lazy_stop(tm_region *r);
 /* First error a fill callback returned since lazy_start, or 0 (message
  * copied into err); still available after lazy_stop. */
-int tm_region_lazy_error(tm_region *r, tm_error *err);
+TM_API int tm_region_lazy_error(tm_region *r, tm_error *err);
 
 /* Drop pages [pg, pg+n): data released (MADV_DONTNEED), tags freed, pages
  * untagged, marked not present and dirty. Without lazy placement they read
  * as zero afterwards (for caller memory that is not private anonymous,
  * whatever MADV_DONTNEED leaves); with it the next access faults to fn. */
-int tm_region_discard(tm_region *r, size_t pg, size_t n, tm_error *err);
+TM_API int tm_region_discard(tm_region *r, size_t pg, size_t n, tm_error *err);
 
 /* Whether page pg is resident: placed since the last discard (write_page,
  * zero_page, write, a lazy fill). All pages of a new region are present;
  * lazy_start recomputes it from the page tables. */
-bool tm_region_page_present(const tm_region *r, size_t pg);
+TM_API bool tm_region_page_present(const tm_region *r, size_t pg);
 
 #ifdef __cplusplus
 }

@@ -35,6 +35,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "tagmem/api.h"
 #include "tagmem/error.h"
 #include "tagmem/region.h"
 #include "tagmem/tags.h"
@@ -113,7 +114,7 @@ typedef struct tm_snap_stats {
 } tm_snap_stats;
 
 /* Defaults into *o (all zero but the documented defaults are implied). */
-void tm_snap_opts_init(tm_snap_opts *o);
+TM_API void tm_snap_opts_init(tm_snap_opts *o);
 
 /*
  * Save n regions to path, crash-safely: everything is written to a
@@ -126,8 +127,8 @@ void tm_snap_opts_init(tm_snap_opts *o);
  * Regions are read while the save runs: quiesce writers for a consistent
  * image. o and st may be NULL.
  */
-int tm_snapshot_save(const char *path, tm_region *const *regions, size_t n,
-		     const tm_snap_opts *o, tm_snap_stats *st, tm_error *err);
+TM_API int tm_snapshot_save(const char *path, tm_region *const *regions, size_t n,
+			    const tm_snap_opts *o, tm_snap_stats *st, tm_error *err);
 
 /* ---- reading --------------------------------------------------- */
 
@@ -162,28 +163,28 @@ typedef struct tm_snap_region_info {
  * message naming the file offset. Chunk payloads are checked later, by
  * restore/verify. o may be NULL (only io is used here).
  */
-int tm_snapshot_open(const char *path, const tm_snap_opts *o,
-		     tm_snapshot **out, tm_error *err);
-void tm_snapshot_close(tm_snapshot *s);
+TM_API int tm_snapshot_open(const char *path, const tm_snap_opts *o,
+			    tm_snapshot **out, tm_error *err);
+TM_API void tm_snapshot_close(tm_snapshot *s);
 
-void tm_snapshot_info(const tm_snapshot *s, tm_snap_info *out);
+TM_API void tm_snapshot_info(const tm_snapshot *s, tm_snap_info *out);
 /* Region i (< nregions), with its page counts by class from the bitmaps. */
-int tm_snapshot_region_info(const tm_snapshot *s, size_t i,
-			    tm_snap_region_info *out, tm_error *err);
+TM_API int tm_snapshot_region_info(const tm_snapshot *s, size_t i,
+				   tm_snap_region_info *out, tm_error *err);
 
 /*
  * Tag-codec ratio: raw packed tag bytes of all tagged pages divided by the
  * stream tag codec's size for them (what TM_SNAP_ZSTD stores). Reads and
  * checks every chunk's tags. *raw and *coded may be NULL.
  */
-int tm_snapshot_tag_ratio(tm_snapshot *s, double *ratio, uint64_t *raw,
-			  uint64_t *coded, tm_error *err);
+TM_API int tm_snapshot_tag_ratio(tm_snapshot *s, double *ratio, uint64_t *raw,
+				 uint64_t *coded, tm_error *err);
 
 /* Create regions shaped like the file's (name, size, geometry), in table
  * order, with the given backend. out has nregions slots; on failure none is
  * left created. */
-int tm_snapshot_create_regions(const tm_snapshot *s, enum tm_backend b,
-			       tm_region **out, tm_error *err);
+TM_API int tm_snapshot_create_regions(const tm_snapshot *s, enum tm_backend b,
+				      tm_region **out, tm_error *err);
 
 /*
  * Restore every region into dst[0..n) (n == nregions; sizes and geometry
@@ -194,21 +195,21 @@ int tm_snapshot_create_regions(const tm_snapshot *s, enum tm_backend b,
  * that chunk's pages are left exactly as they were (other chunks may have
  * been restored). o and st may be NULL.
  */
-int tm_snapshot_restore(tm_snapshot *s, tm_region *const *dst, size_t n,
-			const tm_snap_opts *o, tm_snap_stats *st,
-			tm_error *err);
+TM_API int tm_snapshot_restore(tm_snapshot *s, tm_region *const *dst, size_t n,
+			       const tm_snap_opts *o, tm_snap_stats *st,
+			       tm_error *err);
 
 /* Read, checksum and decode every chunk without placing anything. Keeps
  * going after a bad chunk (o->report sees each); returns -EBADMSG naming
  * the first, with st->bad_chunks counting them all. */
-int tm_snapshot_verify(tm_snapshot *s, const tm_snap_opts *o,
-		       tm_snap_stats *st, tm_error *err);
+TM_API int tm_snapshot_verify(tm_snapshot *s, const tm_snap_opts *o,
+			      tm_snap_stats *st, tm_error *err);
 
 /* Compare dst regions' tm_region_digest with the digests recorded at save
  * (TM_SNAP_DIGEST). -ENODATA when none were recorded; -EBADMSG naming the
  * first region that differs. */
-int tm_snapshot_check_digests(const tm_snapshot *s, tm_region *const *dst,
-			      size_t n, tm_error *err);
+TM_API int tm_snapshot_check_digests(const tm_snapshot *s, tm_region *const *dst,
+				     size_t n, tm_error *err);
 
 /* ---- lazy restore ---------------------------------------------- */
 
@@ -223,14 +224,14 @@ typedef struct tm_snapshot_lazy tm_snapshot_lazy;
  * faulting thread gets SIGBUS and tm_snapshot_lazy_stop reports the error.
  * s must stay open until tm_snapshot_lazy_stop.
  */
-int tm_snapshot_lazy_start(tm_snapshot *s, tm_region *const *dst, size_t n,
-			   tm_snapshot_lazy **out, tm_error *err);
+TM_API int tm_snapshot_lazy_start(tm_snapshot *s, tm_region *const *dst, size_t n,
+				  tm_snapshot_lazy **out, tm_error *err);
 
 /* Pages placed so far through faults. */
-uint64_t tm_snapshot_lazy_faults(const tm_snapshot_lazy *l);
+TM_API uint64_t tm_snapshot_lazy_faults(const tm_snapshot_lazy *l);
 
 /* Stop lazy placement and free l. Returns the first fill error, if any. */
-int tm_snapshot_lazy_stop(tm_snapshot_lazy *l, tm_error *err);
+TM_API int tm_snapshot_lazy_stop(tm_snapshot_lazy *l, tm_error *err);
 
 #ifdef __cplusplus
 }

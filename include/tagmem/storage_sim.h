@@ -41,6 +41,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "tagmem/api.h"
 #include "tagmem/error.h"
 
 #ifdef __cplusplus
@@ -68,9 +69,9 @@ typedef enum tm_ss_policy {
 } tm_ss_policy;
 
 /* "static", "cma", "cma-fast", "cleancache"; NULL for an invalid value. */
-const char *tm_ss_policy_name(tm_ss_policy p);
+TM_API const char *tm_ss_policy_name(tm_ss_policy p);
 /* Parse one of the names above. -EINVAL (naming the text) otherwise. */
-int tm_ss_policy_parse(const char *s, tm_ss_policy *out, tm_error *err);
+TM_API int tm_ss_policy_parse(const char *s, tm_ss_policy *out, tm_error *err);
 
 typedef enum tm_ss_kind {
 	TM_SS_MOVABLE = 0,    /* anonymous user memory: migratable, may be tagged */
@@ -81,7 +82,7 @@ typedef enum tm_ss_kind {
 } tm_ss_kind;
 
 /* "movable", "pagecache", "unmovable", "reclaimable"; NULL if invalid. */
-const char *tm_ss_kind_name(tm_ss_kind k);
+TM_API const char *tm_ss_kind_name(tm_ss_kind k);
 
 typedef enum tm_ss_op {
 	TM_SS_OP_ALLOC = 0,   /* obj gets a folio of 2^order frames of a kind */
@@ -108,7 +109,7 @@ typedef struct tm_ss_event {
 } tm_ss_event;
 
 /* "alloc", "free", "tag", "pin", "unpin", "read"; NULL if invalid. */
-const char *tm_ss_op_name(tm_ss_op op);
+TM_API const char *tm_ss_op_name(tm_ss_op op);
 
 /* ------------------------------------------------------------------ */
 /* Cost table                                                          */
@@ -137,19 +138,19 @@ typedef struct tm_ss_costs {
 } tm_ss_costs;
 
 /* The default table (docs/STORAGE-MODEL.md gives the source of each number). */
-void tm_ss_costs_default(tm_ss_costs *c);
+TM_API void tm_ss_costs_default(tm_ss_costs *c);
 /* Name ("alloc_folio", ...), unit ("folio", "frame", "call") and a one-line
  * justification of a key's default; NULL for an invalid key. */
-const char *tm_ss_cost_name(tm_ss_cost_key k);
-const char *tm_ss_cost_unit(tm_ss_cost_key k);
-const char *tm_ss_cost_source(tm_ss_cost_key k);
+TM_API const char *tm_ss_cost_name(tm_ss_cost_key k);
+TM_API const char *tm_ss_cost_unit(tm_ss_cost_key k);
+TM_API const char *tm_ss_cost_source(tm_ss_cost_key k);
 /* Set one entry from "KEY=NS" (NS a decimal integer of nanoseconds).
  * -EINVAL naming the key or value; nothing is changed on error. */
-int tm_ss_costs_set(tm_ss_costs *c, const char *kv, tm_error *err);
+TM_API int tm_ss_costs_set(tm_ss_costs *c, const char *kv, tm_error *err);
 /* Apply a file of "KEY=NS" lines ('#' starts a comment, blank lines are
  * ignored). Every line is validated before any entry changes; errors name
  * the file and line. */
-int tm_ss_costs_load(tm_ss_costs *c, const char *path, tm_error *err);
+TM_API int tm_ss_costs_load(tm_ss_costs *c, const char *path, tm_error *err);
 
 /* ------------------------------------------------------------------ */
 /* The simulator                                                       */
@@ -174,7 +175,7 @@ typedef struct tm_ss_config {
 	tm_ss_costs costs;
 } tm_ss_config;
 
-void tm_ss_config_default(tm_ss_config *c);
+TM_API void tm_ss_config_default(tm_ss_config *c);
 
 typedef struct tm_ss_geometry {
 	uint64_t mem_bytes;         /* modelled: frames * page_size (rounded down) */
@@ -229,40 +230,40 @@ typedef struct tm_ss_stats {
 
 /* The geometry a configuration gives, without building the model; -EINVAL
  * naming the field for a bad configuration. */
-int tm_ss_config_geometry(const tm_ss_config *cfg, tm_ss_geometry *g, tm_error *err);
+TM_API int tm_ss_config_geometry(const tm_ss_config *cfg, tm_ss_geometry *g, tm_error *err);
 
 typedef struct tm_ss_sim tm_ss_sim;
 
 /* Build the model: every frame free (tag storage too, except under static).
  * -EINVAL naming the field for a bad configuration, -ENOMEM. */
-int tm_ss_create(const tm_ss_config *cfg, tm_ss_sim **out, tm_error *err);
-void tm_ss_destroy(tm_ss_sim *s);
+TM_API int tm_ss_create(const tm_ss_config *cfg, tm_ss_sim **out, tm_error *err);
+TM_API void tm_ss_destroy(tm_ss_sim *s);
 
-void tm_ss_get_geometry(const tm_ss_sim *s, tm_ss_geometry *g);
+TM_API void tm_ss_get_geometry(const tm_ss_sim *s, tm_ss_geometry *g);
 
 /* Apply one event. Events the model handles (an allocation finding no
  * memory, a reservation failing) return 0 and are counted; -EINVAL/-EEXIST/
  * -EBUSY/-ENOENT are for events that are invalid in themselves (unknown op,
  * allocating a live id, freeing a pinned object...), naming the object. In
  * debug builds a broken invariant returns -EFAULT saying which. */
-int tm_ss_apply(tm_ss_sim *s, const tm_ss_event *ev, tm_error *err);
+TM_API int tm_ss_apply(tm_ss_sim *s, const tm_ss_event *ev, tm_error *err);
 /* Apply n events; stops at the first error, naming its index. */
-int tm_ss_apply_many(tm_ss_sim *s, const tm_ss_event *ev, size_t n, tm_error *err);
+TM_API int tm_ss_apply_many(tm_ss_sim *s, const tm_ss_event *ev, size_t n, tm_error *err);
 
 /* Place a folio on exact frames [pfn, pfn + 2^order), which must be free
  * (for hand-built cases and what-if setups; a tagged folio must be in the
  * data frames and reserves its tag blocks as an allocation would). Counts as
  * an allocation event. -EBUSY naming the frame if it is not free. */
-int tm_ss_alloc_at(tm_ss_sim *s, uint32_t obj, uint32_t pfn, unsigned order,
-		   tm_ss_kind kind, unsigned flags, tm_error *err);
+TM_API int tm_ss_alloc_at(tm_ss_sim *s, uint32_t obj, uint32_t pfn, unsigned order,
+			  tm_ss_kind kind, unsigned flags, tm_error *err);
 
 /* Modelled cost of the last event, in ns. */
-uint64_t tm_ss_last_cost_ns(const tm_ss_sim *s);
+TM_API uint64_t tm_ss_last_cost_ns(const tm_ss_sim *s);
 
-void tm_ss_get_stats(const tm_ss_sim *s, tm_ss_stats *out);
+TM_API void tm_ss_get_stats(const tm_ss_sim *s, tm_ss_stats *out);
 /* Forget the counters, averages and latency samples (not the state): what
  * follows is measured from here. */
-void tm_ss_reset_stats(tm_ss_sim *s);
+TM_API void tm_ss_reset_stats(tm_ss_sim *s);
 
 typedef struct tm_ss_obj_info {
 	bool live;            /* allocated and not freed (even if it has no frames) */
@@ -278,14 +279,14 @@ typedef struct tm_ss_obj_info {
 } tm_ss_obj_info;
 
 /* -ENOENT if obj is out of range. */
-int tm_ss_get_obj(const tm_ss_sim *s, uint32_t obj, tm_ss_obj_info *out);
+TM_API int tm_ss_get_obj(const tm_ss_sim *s, uint32_t obj, tm_ss_obj_info *out);
 
 /* Check every invariant (O(frames + objects)): each frame in exactly one
  * block, free lists and counts consistent, tag blocks reserved exactly when
  * tagged frames exist in their range (reuse policies), pinned folios never
  * moved, tag-storage frames never tagged, placement allowed by the policy.
  * 0, or -EFAULT with the first broken invariant and where. */
-int tm_ss_check(const tm_ss_sim *s, tm_error *err);
+TM_API int tm_ss_check(const tm_ss_sim *s, tm_error *err);
 
 /* ------------------------------------------------------------------ */
 /* Workloads                                                           */
@@ -333,29 +334,29 @@ typedef struct tm_ss_workload {
  * same mix measured), "android", "kvm-server", "adversary" (docs/
  * STORAGE-MODEL.md describes each). events and seed are set to 10 000 000
  * and 1. -EINVAL naming an unknown name. */
-int tm_ss_workload_preset(const char *name, tm_ss_workload *w, tm_error *err);
+TM_API int tm_ss_workload_preset(const char *name, tm_ss_workload *w, tm_error *err);
 /* Set the tagged fraction of every phase marked sweep_tagged. */
-void tm_ss_workload_set_tagged(tm_ss_workload *w, double fraction);
+TM_API void tm_ss_workload_set_tagged(tm_ss_workload *w, double fraction);
 /* Parse an order mix "ORDER:WEIGHT[,ORDER:WEIGHT...]" (e.g. "0:80,4:15,9:5")
  * into w[0..TM_SS_MAX_ORDER]. -EINVAL naming the item. */
-int tm_ss_order_mix_parse(const char *s, uint32_t w[TM_SS_MAX_ORDER + 1], tm_error *err);
+TM_API int tm_ss_order_mix_parse(const char *s, uint32_t w[TM_SS_MAX_ORDER + 1], tm_error *err);
 /* Validate fractions, shares and mixes; -EINVAL naming phase and field. */
-int tm_ss_workload_validate(const tm_ss_workload *w, tm_error *err);
+TM_API int tm_ss_workload_validate(const tm_ss_workload *w, tm_error *err);
 
 /* Deterministic event generator: the same workload (with its seed) and the
  * same number of frames always produce the same event sequence, whatever
  * the policy, because it never looks at the simulator's state. */
 typedef struct tm_ss_gen tm_ss_gen;
-int tm_ss_gen_create(const tm_ss_workload *w, uint32_t frames, tm_ss_gen **out,
-		     tm_error *err);
-void tm_ss_gen_destroy(tm_ss_gen *g);
+TM_API int tm_ss_gen_create(const tm_ss_workload *w, uint32_t frames, tm_ss_gen **out,
+			    tm_error *err);
+TM_API void tm_ss_gen_destroy(tm_ss_gen *g);
 /* Object ids the sequence uses are below this (give it to tm_ss_config). */
-uint32_t tm_ss_gen_max_objects(const tm_ss_gen *g);
+TM_API uint32_t tm_ss_gen_max_objects(const tm_ss_gen *g);
 /* Write up to max next events into buf; returns how many (0 at the end). */
-size_t tm_ss_gen_fill(tm_ss_gen *g, tm_ss_event *buf, size_t max);
+TM_API size_t tm_ss_gen_fill(tm_ss_gen *g, tm_ss_event *buf, size_t max);
 /* True while the next events belong to a warm-up phase. tm_ss_gen_fill
  * never returns warm-up and measured events in the same call. */
-bool tm_ss_gen_warming(const tm_ss_gen *g);
+TM_API bool tm_ss_gen_warming(const tm_ss_gen *g);
 
 /* ------------------------------------------------------------------ */
 /* Traces (docs/FORMAT.md §storage-trace)                               */
@@ -370,15 +371,15 @@ typedef struct tm_ss_trace {
 /* Parse a whole trace text. Ids in the text are remapped to dense ids. The
  * whole text is validated (syntax and the lifetime of every id) before the
  * result is filled; errors name the trace and the line. */
-int tm_ss_trace_parse(const char *text, size_t len, const char *name,
-		      tm_ss_trace *out, tm_error *err);
-int tm_ss_trace_load(const char *path, tm_ss_trace *out, tm_error *err);
-void tm_ss_trace_free(tm_ss_trace *t);
+TM_API int tm_ss_trace_parse(const char *text, size_t len, const char *name,
+			     tm_ss_trace *out, tm_error *err);
+TM_API int tm_ss_trace_load(const char *path, tm_ss_trace *out, tm_error *err);
+TM_API void tm_ss_trace_free(tm_ss_trace *t);
 /* Write the header line of a trace, then events one per line (call
  * tm_ss_trace_write_events as often as needed). -EIO, or -EINVAL naming an
  * event that is not valid. */
-int tm_ss_trace_write_header(FILE *f, tm_error *err);
-int tm_ss_trace_write_events(FILE *f, const tm_ss_event *ev, size_t n, tm_error *err);
+TM_API int tm_ss_trace_write_header(FILE *f, tm_error *err);
+TM_API int tm_ss_trace_write_events(FILE *f, const tm_ss_event *ev, size_t n, tm_error *err);
 
 /* ------------------------------------------------------------------ */
 /* Running                                                             */
@@ -403,11 +404,11 @@ typedef struct tm_ss_result {
 
 /* Run one policy on a workload (w, generated) or a trace (t): exactly one of
  * the two is non-NULL. cfg->max_objects is set from the source. */
-int tm_ss_run(const tm_ss_config *cfg, const tm_ss_workload *w,
-	      const tm_ss_trace *t, tm_ss_result *res, tm_error *err);
+TM_API int tm_ss_run(const tm_ss_config *cfg, const tm_ss_workload *w,
+		     const tm_ss_trace *t, tm_ss_result *res, tm_error *err);
 
 /* Hash helper used by tm_ss_run, exposed so tests can hash event streams. */
-uint64_t tm_ss_hash_events(uint64_t h, const tm_ss_event *ev, size_t n);
+TM_API uint64_t tm_ss_hash_events(uint64_t h, const tm_ss_event *ev, size_t n);
 
 #ifdef __cplusplus
 }

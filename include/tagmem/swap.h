@@ -89,6 +89,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "tagmem/api.h"
 #include "tagmem/error.h"
 #include "tagmem/region.h"
 #include "tagmem/tags.h"
@@ -131,24 +132,24 @@ typedef struct tm_swapfile_config {
  * (-ENOSPC naming the path, the size asked and the space free) and writes
  * the header into slot 0. The tag store holds MTE tags for page_size pages.
  */
-int tm_swapfile_open(const tm_swapfile_config *cfg, tm_swapfile **out,
-		     tm_error *err);
+TM_API int tm_swapfile_open(const tm_swapfile_config *cfg, tm_swapfile **out,
+			    tm_error *err);
 
 /*
  * Close: release every tag still stored and every slot, close (and unless
  * TM_SWAPFILE_KEEP, unlink) the file. Pagers still attached must have been
  * destroyed first; sf may be NULL.
  */
-void tm_swapfile_close(tm_swapfile *sf);
+TM_API void tm_swapfile_close(tm_swapfile *sf);
 
-const char *tm_swapfile_path(const tm_swapfile *sf);
-uint64_t tm_swapfile_nslots(const tm_swapfile *sf);   /* data slots + header */
-uint32_t tm_swapfile_page_size(const tm_swapfile *sf);
+TM_API const char *tm_swapfile_path(const tm_swapfile *sf);
+TM_API uint64_t tm_swapfile_nslots(const tm_swapfile *sf);   /* data slots + header */
+TM_API uint32_t tm_swapfile_page_size(const tm_swapfile *sf);
 /* The file descriptor (for tests and tools that inspect the file). */
-int tm_swapfile_fd(const tm_swapfile *sf);
+TM_API int tm_swapfile_fd(const tm_swapfile *sf);
 
 /* File offset of a slot: slot * page_size (slot 0 = header). */
-uint64_t tm_swap_slot_offset(const tm_swapfile *sf, uint64_t slot);
+TM_API uint64_t tm_swap_slot_offset(const tm_swapfile *sf, uint64_t slot);
 
 enum tm_swapoff_flags {
 	/* Do not bring pages back in: drop every swapped page (it then reads
@@ -175,8 +176,8 @@ typedef struct tm_swapoff_report {
  * file is off: tm_swap_out() fails with -ESHUTDOWN until it is closed.
  * report may be NULL.
  */
-int tm_swapoff(tm_swapfile *sf, unsigned flags, tm_swapoff_report *report,
-	       tm_error *err);
+TM_API int tm_swapoff(tm_swapfile *sf, unsigned flags, tm_swapoff_report *report,
+		      tm_error *err);
 
 /* ------------------------------------------------------------------ */
 /* Statistics (like the EA0 series' debugfs "mtecomp/stats")           */
@@ -197,7 +198,7 @@ enum tm_tagstore_class {
 };
 
 /* "inline", "stream-16" .. "stream-1024", "raw". */
-const char *tm_tagstore_class_name(enum tm_tagstore_class c);
+TM_API const char *tm_tagstore_class_name(enum tm_tagstore_class c);
 
 typedef struct tm_tagstore_stats {
 	uint64_t allocs[TM_TS_NCLASSES];   /* values stored, ever, per class */
@@ -238,7 +239,7 @@ typedef struct tm_swap_stats {
 
 /* Snapshot of the counters. Thread-safe; counters are read one by one, so
  * a snapshot taken during activity may be slightly inconsistent. */
-void tm_swapfile_stats(tm_swapfile *sf, tm_swap_stats *st);
+TM_API void tm_swapfile_stats(tm_swapfile *sf, tm_swap_stats *st);
 
 /*
  * Format a snapshot as text, one "key: value" per line, with the tag store
@@ -246,7 +247,7 @@ void tm_swapfile_stats(tm_swapfile *sf, tm_swap_stats *st);
  * D deallocations", uncompressed vs compressed size). Returns the length
  * written (truncated to len-1 like snprintf) or the length needed.
  */
-size_t tm_swap_stats_format(const tm_swap_stats *st, char *buf, size_t len);
+TM_API size_t tm_swap_stats_format(const tm_swap_stats *st, char *buf, size_t len);
 
 /* ------------------------------------------------------------------ */
 /* Pager                                                               */
@@ -281,15 +282,15 @@ typedef struct tm_pager_config {
  * size; other metadata kinds are refused (-ENOTSUP). With lazy, fails with
  * the region's reason where lazy placement is unavailable (mte backend).
  */
-int tm_pager_create(const tm_pager_config *cfg, tm_pager **out, tm_error *err);
+TM_API int tm_pager_create(const tm_pager_config *cfg, tm_pager **out, tm_error *err);
 
 /*
  * Detach: stop lazy placement, then drop every page still swapped out (its
  * slots and tags are released; the page reads as zero). p may be NULL.
  */
-void tm_pager_destroy(tm_pager *p);
+TM_API void tm_pager_destroy(tm_pager *p);
 
-tm_region *tm_pager_region(const tm_pager *p);
+TM_API tm_region *tm_pager_region(const tm_pager *p);
 
 /*
  * Swap out the folio of 2^order pages starting at page pg (pg must be a
@@ -299,7 +300,7 @@ tm_region *tm_pager_region(const tm_pager *p);
  * On failure nothing changes: the folio stays resident, no slot or tag is
  * kept.
  */
-int tm_swap_out(tm_pager *p, size_t pg, unsigned order, tm_error *err);
+TM_API int tm_swap_out(tm_pager *p, size_t pg, unsigned order, tm_error *err);
 
 /*
  * Swap out [pg, pg+n) as folios of 2^order pages (pg and n multiples of
@@ -312,8 +313,8 @@ int tm_swap_out(tm_pager *p, size_t pg, unsigned order, tm_error *err);
  * swapped out, nothing of the failing folio or block is kept, and *done
  * (may be NULL) receives the pages swapped out.
  */
-int tm_swap_out_range(tm_pager *p, size_t pg, size_t n, unsigned order,
-		      size_t *done, tm_error *err);
+TM_API int tm_swap_out_range(tm_pager *p, size_t pg, size_t n, unsigned order,
+			     size_t *done, tm_error *err);
 
 /*
  * Bring pages [pg, pg+n) back in. A folio wholly inside the range takes the
@@ -322,11 +323,11 @@ int tm_swap_out_range(tm_pager *p, size_t pg, size_t n, unsigned order,
  * page. Pages not swapped out are skipped. Stops at the first error (see
  * "Errors" above): nothing is placed for the failing page.
  */
-int tm_swap_in(tm_pager *p, size_t pg, size_t n, tm_error *err);
+TM_API int tm_swap_in(tm_pager *p, size_t pg, size_t n, tm_error *err);
 
 /* Restore one subpage page by page: reads only its slot (the folio's first
  * slot + its index in the folio). 0 if the page is not swapped out. */
-int tm_swap_in_page(tm_pager *p, size_t pg, tm_error *err);
+TM_API int tm_swap_in_page(tm_pager *p, size_t pg, tm_error *err);
 
 /*
  * Discard [pg, pg+n) like MADV_DONTNEED: a swapped-out subpage is never
@@ -334,19 +335,19 @@ int tm_swap_in_page(tm_pager *p, size_t pg, tm_error *err);
  * unaffected), a resident page is dropped with tm_region_discard. Either
  * way the page then reads as zero, untagged.
  */
-int tm_swap_discard(tm_pager *p, size_t pg, size_t n, tm_error *err);
+TM_API int tm_swap_discard(tm_pager *p, size_t pg, size_t n, tm_error *err);
 
 /* Whether page pg is swapped out now. */
-bool tm_swap_page_swapped(const tm_pager *p, size_t pg);
+TM_API bool tm_swap_page_swapped(const tm_pager *p, size_t pg);
 
 /* Order of the folio page pg was swapped out in, or -1 if not swapped. */
-int tm_swap_page_order(const tm_pager *p, size_t pg);
+TM_API int tm_swap_page_order(const tm_pager *p, size_t pg);
 
 /* Slot holding page pg (folio's first slot + index), or 0 if not swapped. */
-uint64_t tm_swap_page_slot(const tm_pager *p, size_t pg);
+TM_API uint64_t tm_swap_page_slot(const tm_pager *p, size_t pg);
 
 /* Pages of this pager swapped out now. */
-size_t tm_pager_swapped_pages(const tm_pager *p);
+TM_API size_t tm_pager_swapped_pages(const tm_pager *p);
 
 #ifdef __cplusplus
 }

@@ -24,6 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "tagmem/api.h"
 #include "tagmem/error.h"
 
 #ifdef __cplusplus
@@ -58,22 +59,22 @@ typedef struct tm_geom {
  * for TM_META_GENERIC pass them; for TM_META_NONE they are ignored.
  * Fails with -EINVAL naming the bad field.
  */
-int tm_geom_init(tm_geom *g, uint32_t kind, uint32_t page_size,
-		 uint32_t granule, uint32_t bits, tm_error *err);
+TM_API int tm_geom_init(tm_geom *g, uint32_t kind, uint32_t page_size,
+			uint32_t granule, uint32_t bits, tm_error *err);
 
 /* Shorthand for MTE at a page size; page_size must be 4/16/64 KiB. */
-int tm_geom_mte(tm_geom *g, uint32_t page_size, tm_error *err);
+TM_API int tm_geom_mte(tm_geom *g, uint32_t page_size, tm_error *err);
 
 /* Metadata items (granules) per page; 0 for TM_META_NONE. */
-size_t tm_geom_granules(const tm_geom *g);
+TM_API size_t tm_geom_granules(const tm_geom *g);
 /* Bytes of packed metadata per page (MTE 4 KiB: 128); 0 for NONE. */
-size_t tm_geom_packed_bytes(const tm_geom *g);
+TM_API size_t tm_geom_packed_bytes(const tm_geom *g);
 /* Bytes of unpacked metadata per page (MTE 4 KiB: 256); 0 for NONE. */
-size_t tm_geom_unpacked_bytes(const tm_geom *g);
+TM_API size_t tm_geom_unpacked_bytes(const tm_geom *g);
 /* True when both geometries describe the same metadata on the same page. */
-bool tm_geom_equal(const tm_geom *a, const tm_geom *b);
+TM_API bool tm_geom_equal(const tm_geom *a, const tm_geom *b);
 /* "mte/v1 4b/16B page=4096" style description, for messages. */
-const char *tm_geom_describe(const tm_geom *g, char *buf, size_t len);
+TM_API const char *tm_geom_describe(const tm_geom *g, char *buf, size_t len);
 
 /* ------------------------------------------------------------------ */
 /* Packed <-> unpacked (4-bit tags)                                    */
@@ -89,19 +90,19 @@ const char *tm_geom_describe(const tm_geom *g, char *buf, size_t len);
  * outputs of 4 MiB or more are written with streaming (non-temporal) stores
  * on AVX2, so they do not linger in cache.
  */
-int tm_tags_pack(uint8_t *packed, const uint8_t *unpacked, size_t n,
-		 tm_error *err);
+TM_API int tm_tags_pack(uint8_t *packed, const uint8_t *unpacked, size_t n,
+			tm_error *err);
 /* Unpack n tags from (n + 1) / 2 packed bytes. Cannot fail. Same dispatch
  * and streaming-store rule as tm_tags_pack. */
-void tm_tags_unpack(uint8_t *unpacked, const uint8_t *packed, size_t n);
+TM_API void tm_tags_unpack(uint8_t *unpacked, const uint8_t *packed, size_t n);
 
 /* Scalar references: the definition the vector versions are tested against. */
-int tm_tags_pack_ref(uint8_t *packed, const uint8_t *unpacked, size_t n,
-		     tm_error *err);
-void tm_tags_unpack_ref(uint8_t *unpacked, const uint8_t *packed, size_t n);
+TM_API int tm_tags_pack_ref(uint8_t *packed, const uint8_t *unpacked, size_t n,
+			    tm_error *err);
+TM_API void tm_tags_unpack_ref(uint8_t *unpacked, const uint8_t *packed, size_t n);
 
 /* Name of the implementation dispatch chose: "avx2", "sse2", "neon", "scalar". */
-const char *tm_tags_simd_name(void);
+TM_API const char *tm_tags_simd_name(void);
 
 /* Tag of granule i in a packed buffer, and setting it. */
 static inline uint8_t tm_tag_get(const uint8_t *packed, size_t i)
@@ -120,7 +121,7 @@ static inline void tm_tag_set(uint8_t *packed, size_t i, uint8_t tag)
 /* ------------------------------------------------------------------ */
 
 /* True when n bytes at p are all zero. Vectorized, exits at first non-zero. */
-bool tm_mem_is_zero(const void *p, size_t n);
+TM_API bool tm_mem_is_zero(const void *p, size_t n);
 
 /*
  * True when a page is zero: its data AND its packed tags are all zero.
@@ -129,7 +130,7 @@ bool tm_mem_is_zero(const void *p, size_t n);
  * prefetch hints for the start of the data and for the tags just after this
  * page's (the next page's, in a contiguous tag array); hints never fault.
  */
-bool tm_page_is_zero(const tm_geom *g, const void *data, const uint8_t *tags);
+TM_API bool tm_page_is_zero(const tm_geom *g, const void *data, const uint8_t *tags);
 
 /* ------------------------------------------------------------------ */
 /* EA0 tag compression (Linux series "Implement MTE tag compression for  */
@@ -137,7 +138,7 @@ bool tm_page_is_zero(const tm_geom *g, const void *data, const uint8_t *tags);
 /* ------------------------------------------------------------------ */
 
 /* Maximum runs that fit inline: 6 (4 KiB), 5 (16 KiB), 4 (64 KiB). */
-unsigned tm_ea0_max_inline_ranges(uint32_t page_size);
+TM_API unsigned tm_ea0_max_inline_ranges(uint32_t page_size);
 
 /*
  * Try to compress one page's packed tags into an inline handle, bit for bit
@@ -147,16 +148,16 @@ unsigned tm_ea0_max_inline_ranges(uint32_t page_size);
  * Returns 0 and sets *handle when they fit; -E2BIG when they do not (the
  * caller then stores the raw packed tags); -EINVAL for a bad page size.
  */
-int tm_ea0_compress(uint32_t page_size, const uint8_t *packed,
-		    uint64_t *handle, tm_error *err);
+TM_API int tm_ea0_compress(uint32_t page_size, const uint8_t *packed,
+			   uint64_t *handle, tm_error *err);
 
 /* Decompress an inline handle; -EINVAL (with a reason) for an invalid one,
  * i.e. any value tm_ea0_compress cannot produce. Writes nothing then. */
-int tm_ea0_decompress(uint32_t page_size, uint64_t handle, uint8_t *packed,
-		      tm_error *err);
+TM_API int tm_ea0_decompress(uint32_t page_size, uint64_t handle, uint8_t *packed,
+			     tm_error *err);
 
 /* True when handle is a well-formed inline handle for page_size. */
-bool tm_ea0_handle_valid(uint32_t page_size, uint64_t handle);
+TM_API bool tm_ea0_handle_valid(uint32_t page_size, uint64_t handle);
 
 /*
  * What storing npages pages' tags the EA0 way costs, in bytes, the way the
@@ -167,8 +168,8 @@ bool tm_ea0_handle_valid(uint32_t page_size, uint64_t handle);
  * XArray slot pointing at it). *ninline (may be NULL) receives how many
  * pages compressed inline. Returns 0 for a bad page size.
  */
-size_t tm_ea0_storage_bytes(uint32_t page_size, const uint8_t *packed,
-			    size_t npages, size_t *ninline);
+TM_API size_t tm_ea0_storage_bytes(uint32_t page_size, const uint8_t *packed,
+				   size_t npages, size_t *ninline);
 
 /* ------------------------------------------------------------------ */
 /* Stream tag codec: many pages' tags for migration and snapshots       */
@@ -191,11 +192,11 @@ enum tm_tagstream_flags {
  * temporary one only when a block actually uses zstd.
  */
 typedef struct tm_tagstream_ctx tm_tagstream_ctx;
-int tm_tagstream_ctx_new(tm_tagstream_ctx **out, tm_error *err);
-void tm_tagstream_ctx_free(tm_tagstream_ctx *c);
+TM_API int tm_tagstream_ctx_new(tm_tagstream_ctx **out, tm_error *err);
+TM_API void tm_tagstream_ctx_free(tm_tagstream_ctx *c);
 
 /* Worst-case encoded size for npages pages of geometry g. */
-size_t tm_tagstream_bound(const tm_geom *g, size_t npages);
+TM_API size_t tm_tagstream_bound(const tm_geom *g, size_t npages);
 
 /*
  * The fewest payload bytes the encoder can spend on one page whose tags
@@ -205,7 +206,7 @@ size_t tm_tagstream_bound(const tm_geom *g, size_t npages);
  * 128 pages) and the class bits (1 byte for 1-4 pages) for a whole block.
  * Lets a caller skip an encode that cannot beat a size it already has.
  */
-size_t tm_tagstream_page_min_bytes(const tm_geom *g, size_t nruns, unsigned flags);
+TM_API size_t tm_tagstream_page_min_bytes(const tm_geom *g, size_t nruns, unsigned flags);
 
 /*
  * Encode npages pages of packed tags (contiguous, tm_geom_packed_bytes each)
@@ -215,9 +216,9 @@ size_t tm_tagstream_page_min_bytes(const tm_geom *g, size_t nruns, unsigned flag
  * of the bound's size is malloc'd per call (so call it per packet, not per
  * page). Each page costs at most its packed size plus 2 bits.
  */
-int tm_tagstream_encode(const tm_geom *g, const uint8_t *packed,
-			size_t npages, unsigned flags, uint8_t *out,
-			size_t cap, size_t *outlen, tm_error *err);
+TM_API int tm_tagstream_encode(const tm_geom *g, const uint8_t *packed,
+			       size_t npages, unsigned flags, uint8_t *out,
+			       size_t cap, size_t *outlen, tm_error *err);
 
 /*
  * Decode exactly npages pages from in[0..inlen) into packed. Validates
@@ -227,15 +228,15 @@ int tm_tagstream_encode(const tm_geom *g, const uint8_t *packed,
  * byte is written). Never writes outside packed[0 .. npages * packed_bytes).
  * A zstd block costs one malloc of its announced (bounded) body size.
  */
-int tm_tagstream_decode(const tm_geom *g, const uint8_t *in, size_t inlen,
-			size_t npages, uint8_t *packed, tm_error *err);
+TM_API int tm_tagstream_decode(const tm_geom *g, const uint8_t *in, size_t inlen,
+			       size_t npages, uint8_t *packed, tm_error *err);
 
 /* The same two calls with a caller-owned context (c may be NULL). */
-int tm_tagstream_encode_ctx(tm_tagstream_ctx *c, const tm_geom *g, const uint8_t *packed,
-			    size_t npages, unsigned flags, uint8_t *out,
-			    size_t cap, size_t *outlen, tm_error *err);
-int tm_tagstream_decode_ctx(tm_tagstream_ctx *c, const tm_geom *g, const uint8_t *in,
-			    size_t inlen, size_t npages, uint8_t *packed, tm_error *err);
+TM_API int tm_tagstream_encode_ctx(tm_tagstream_ctx *c, const tm_geom *g, const uint8_t *packed,
+				   size_t npages, unsigned flags, uint8_t *out,
+				   size_t cap, size_t *outlen, tm_error *err);
+TM_API int tm_tagstream_decode_ctx(tm_tagstream_ctx *c, const tm_geom *g, const uint8_t *in,
+				   size_t inlen, size_t npages, uint8_t *packed, tm_error *err);
 
 /*
  * One page at a time, for callers that keep pages apart (the swap tag
@@ -253,10 +254,10 @@ int tm_tagstream_decode_ctx(tm_tagstream_ctx *c, const tm_geom *g, const uint8_t
  * asked again for its message. Neither call allocates; both are
  * thread-safe (no state).
  */
-int tm_tagstream_encode_page(const tm_geom *g, const uint8_t *packed, uint8_t *out,
-			     size_t cap, size_t *outlen, tm_error *err);
-int tm_tagstream_decode_page(const tm_geom *g, const uint8_t *in, size_t inlen,
-			     uint8_t *packed, tm_error *err);
+TM_API int tm_tagstream_encode_page(const tm_geom *g, const uint8_t *packed, uint8_t *out,
+				    size_t cap, size_t *outlen, tm_error *err);
+TM_API int tm_tagstream_decode_page(const tm_geom *g, const uint8_t *in, size_t inlen,
+				    uint8_t *packed, tm_error *err);
 
 /* ------------------------------------------------------------------ */
 /* Tag corpus: realistic tag layouts for tests, benchmarks and demos    */
@@ -273,16 +274,16 @@ enum tm_corpus_layout {
 };
 
 /* Name ("untagged", "one-tag", "alloc", "random", "mix") and lookup. */
-const char *tm_corpus_name(enum tm_corpus_layout l);
-int tm_corpus_parse(const char *name, enum tm_corpus_layout *l);
+TM_API const char *tm_corpus_name(enum tm_corpus_layout l);
+TM_API int tm_corpus_parse(const char *name, enum tm_corpus_layout *l);
 
 /*
  * Fill npages pages of packed tags (geometry g) with layout l from seed.
  * Deterministic for (l, g, seed, npages). For TM_CORPUS_MIX each page draws
  * its own layout with the mix's weights.
  */
-void tm_corpus_fill(enum tm_corpus_layout l, const tm_geom *g, uint64_t seed,
-		    uint8_t *packed, size_t npages);
+TM_API void tm_corpus_fill(enum tm_corpus_layout l, const tm_geom *g, uint64_t seed,
+			   uint8_t *packed, size_t npages);
 
 #ifdef __cplusplus
 }
