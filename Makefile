@@ -6,8 +6,10 @@
 MESON ?= meson
 NINJA ?= ninja
 FUZZ_SECONDS ?= 15
+PREFIX ?= /usr/local
+DESTDIR ?=
 
-.PHONY: all deps check check-native check-asan check-aarch64 check-fuzz demo bench clean
+.PHONY: all deps check check-native check-asan check-aarch64 check-fuzz demo bench install clean
 
 all: build/build.ninja
 	$(NINJA) -C build
@@ -68,6 +70,15 @@ demo: all
 BENCHES ?= tags migrate swap snapshot storage
 bench: all
 	@for b in $(BENCHES); do ./build/tools/tagmem bench $$b --json || exit 1; done
+
+# make install [PREFIX=/usr] [DESTDIR=/tmp/stage]: headers, libtagmem.a,
+# libtagmem.so.0, tagmem.pc, the tagmem CLI and its man page, from build/
+# (reconfigured for PREFIX; meson puts libraries in PREFIX/lib/<multiarch>
+# on Debian).
+install: build/build.ninja
+	$(MESON) configure build -Dprefix=$(PREFIX)
+	$(NINJA) -C build
+	$(MESON) install -C build --no-rebuild $(if $(DESTDIR),--destdir "$(DESTDIR)")
 
 clean:
 	rm -rf build build-asan build-aarch64 build-fuzz

@@ -51,8 +51,9 @@ def public_headers(incdir):
     return [os.path.join(d, h) for h in hs]
 
 
-def declarations(cc, incdir, header, tmp):
-    """(name, line) of every non-static function header declares itself."""
+def declarations(cc, incdir, header, tmp, anywhere=False):
+    """(name, line) of every non-static function header declares itself
+    (anywhere: or any public header it includes)."""
     src = os.path.join(tmp, "one.c")
     aux = os.path.join(tmp, "one.aux")
     with open(src, "w") as f:
@@ -64,7 +65,11 @@ def declarations(cc, incdir, header, tmp):
     with open(aux) as f:
         for line in f:
             m = re.match(r"/\* (.+):(\d+):\S+ \*/ (.*)$", line)
-            if not m or os.path.realpath(m.group(1)) != real:
+            if not m:
+                continue
+            where = os.path.realpath(m.group(1))
+            if where != real and not (anywhere and
+                                      os.path.dirname(where) == os.path.dirname(real)):
                 continue
             decl = m.group(3)
             if not decl.startswith("extern "):
@@ -119,6 +124,16 @@ def main():
             fails += check_tm_api(h, d)
             for name, ln in d:
                 declared[name] = "%s:%d" % (os.path.basename(h), ln)
+        # The umbrella header must bring in every other public header.
+        umbrella = os.path.join(a.include, "tagmem", "tagmem.h")
+        if os.path.exists(umbrella):
+            have = set(n for n, _ in declarations(a.cc, a.include, umbrella, tmp,
+                                                  anywhere=True))
+            missing = sorted(set(declared[n].split(":")[0] for n in set(declared) - have))
+            for h in missing:
+                fails.append("tagmem/tagmem.h does not include tagmem/%s" % h)
+        else:
+            fails.append("include/tagmem/tagmem.h is missing")
     if len(declared) < 50:
         fails.append("only %d public functions found: the header parse is broken"
                      % len(declared))
