@@ -28,7 +28,7 @@
 
 #include "bench/bench_common.h"
 #include "common/util.h"
-#include "migrate/workload.h"
+#include "workload/writers.h"
 #include "tagmem/migrate.h"
 #include "tools/cmds.h"
 
@@ -194,6 +194,32 @@ static int parse_u64(const char *s, uint64_t *v)
 	return (errno || *end || end == s) ? -1 : 0;
 }
 
+/* --compress none | zstd | zstd:LEVEL (1..19); moved here from the
+ * library's public API: it is this command's syntax, not the library's. */
+static int parse_compress(const char *s, enum tm_compress *c, int *level)
+{
+	char *end;
+	long l;
+
+	if (strcmp(s, "none") == 0) {
+		*c = TM_COMPRESS_NONE;
+		return 0;
+	}
+	if (strcmp(s, "zstd") == 0) {
+		*c = TM_COMPRESS_ZSTD;
+		*level = 1;
+		return 0;
+	}
+	if (strncmp(s, "zstd:", 5) != 0)
+		return -EINVAL;
+	l = strtol(s + 5, &end, 10);
+	if (*end != 0 || end == s + 5 || l < 1 || l > 19)
+		return -EINVAL;
+	*c = TM_COMPRESS_ZSTD;
+	*level = (int)l;
+	return 0;
+}
+
 static int parse_one(struct opts *o, const char *cmd, int c, const char *a)
 {
 	uint64_t v;
@@ -234,10 +260,8 @@ static int parse_one(struct opts *o, const char *cmd, int c, const char *a)
 		o->writers = (unsigned)v;
 		return 0;
 	case O_COMPRESS:
-		tm_error_clear(&err);
-		return tm_migrate_parse_compress(a, &o->cfg.compress, &o->cfg.compress_level,
-						 &err) ? bad(cmd, "--compress", a,
-							     "none, zstd or zstd:LEVEL (LEVEL 1..19)") : 0;
+		return parse_compress(a, &o->cfg.compress, &o->cfg.compress_level) ?
+			bad(cmd, "--compress", a, "none, zstd or zstd:LEVEL (LEVEL 1..19)") : 0;
 	case O_NO_CHECKSUM: o->cfg.checksum = false; return 0;
 	case O_VERIFY: o->cfg.verify = true; return 0;
 	case O_NO_VERIFY: o->cfg.verify = false; return 0;

@@ -17,7 +17,7 @@
 #include <time.h>
 
 #include "common/util.h"
-#include "region/workload.h"
+#include "workload/fill.h"
 #include "tagmem/core.h"
 #include "tagmem/region.h"
 #include "tagmem/snapshot.h"

@@ -23,7 +23,7 @@
 #include "bench/bench_common.h"
 #include "common/util.h"
 #include "migrate/transport.h"
-#include "migrate/workload.h"
+#include "workload/writers.h"
 #include "tagmem/migrate.h"
 #include "tools/cmds.h"
 

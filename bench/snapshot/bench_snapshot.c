@@ -32,7 +32,7 @@
 
 #include "bench/bench_common.h"
 #include "common/util.h"
-#include "region/workload.h"
+#include "workload/fill.h"
 #include "tagmem/region.h"
 #include "tagmem/snapshot.h"
 #include "tools/cmds.h"

@@ -235,30 +235,3 @@ int tm_migration_run(tm_migration *m, tm_migrate_stats *stats, tm_error *err)
 		*stats = m->st;
 	return rc;
 }
-
-int tm_migrate_parse_compress(const char *s, enum tm_compress *c, int *level,
-			      tm_error *err)
-{
-	char *end;
-	long l;
-
-	if (strcmp(s, "none") == 0) {
-		*c = TM_COMPRESS_NONE;
-		return 0;
-	}
-	if (strcmp(s, "zstd") == 0) {
-		*c = TM_COMPRESS_ZSTD;
-		*level = 1;
-		return 0;
-	}
-	if (strncmp(s, "zstd:", 5) == 0) {
-		l = strtol(s + 5, &end, 10);
-		if (*end == 0 && end != s + 5 && l >= 1 && l <= 19) {
-			*c = TM_COMPRESS_ZSTD;
-			*level = (int)l;
-			return 0;
-		}
-	}
-	return tm_error_set(err, -EINVAL,
-		"compression '%s': expected none, zstd or zstd:LEVEL (1..19)", s);
-}

@@ -16,7 +16,7 @@
 #include <unistd.h>
 
 #include "common/util.h"
-#include "migrate/workload.h"
+#include "workload/writers.h"
 #include "tagmem/migrate.h"
 #include "tagmem/region.h"
 #include "migrate/transport.h"

@@ -1,23 +1,24 @@
 /*
- * workload.h - a synthetic tagged workload for `tagmem demo`, `tagmem
+ * writers.h - a synthetic tagged workload for `tagmem demo`, `tagmem
  * migrate send`, the migration tests and the benchmark: once
- * tm_workload_fill (src/region/workload.h, included here) has filled the
+ * tm_workload_fill (workload/fill.h, included here) has filled the
  * regions with the page mix, it runs writer threads that change data
  * through tm_region_ptr (like a guest writing its RAM) and tags through the
  * region API, at a given dirty rate. Its pause/resume/throttle functions
- * have the shape of tm_migrate_hooks. Internal to tagmem's tools and tests.
+ * have the shape of tm_migrate_hooks. Part of tm_workload_lib: tools and
+ * tests link it, libtagmem does not.
  *
  * Thread safety: start/stop from one thread; pause/resume/throttle from the
  * migration's run thread while the writers run.
  */
-#ifndef TM_MIGRATE_WORKLOAD_H
-#define TM_MIGRATE_WORKLOAD_H
+#ifndef TM_WORKLOAD_WRITERS_H
+#define TM_WORKLOAD_WRITERS_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#include "region/workload.h"   /* tm_workload_fill, used with the writers */
+#include "workload/fill.h"   /* tm_workload_fill, used with the writers */
 #include "tagmem/migrate.h"
 #include "tagmem/region.h"
 

@@ -1,10 +1,10 @@
 /*
- * workload.c - the synthetic tagged workload's writer threads (see
- * workload.h): they dirty data and tags at a set rate and stop cleanly when
+ * writers.c - the synthetic tagged workload's writer threads (see
+ * writers.h): they dirty data and tags at a set rate and stop cleanly when
  * the migration pauses them. Filling regions with the page mix lives in
- * src/region/workload.c.
+ * fill.c. Demo and test code, outside libtagmem.
  */
-#include "migrate/workload.h"
+#include "workload/writers.h"
 
 #include <errno.h>
 #include <pthread.h>

@@ -1,22 +1,21 @@
 /*
- * workload.h - fill a region with the synthetic tagged page mix that the
+ * fill.h - fill a region with the synthetic tagged page mix that the
  * migration, snapshot and swap tools, tests and benchmarks all start from:
  * zero pages, tag-only pages (zero data, non-zero tags) and data pages
  * (half random, half pointer-like) with tags from the corpus mix.
  *
- * Why it lives in src/region: it needs only the region API, the tags
- * corpus and the common PRNG, all at or below the region layer, so every
- * part above region can use it without depending on another part. It used
- * to be in src/migrate, which made the snapshot CLI and benchmark depend
- * on migration. The writer threads that keep dirtying a region during a
- * migration stay in src/migrate/workload.h (they are shaped like the
- * migration hooks). Internal to tagmem's tools, tests and benchmarks.
+ * Part of tm_workload_lib (workload/), the demo workload that tools/,
+ * bench/ and tests/ link and libtagmem does not: it is not installed and
+ * not exported. It needs only the region API, the tags corpus and the
+ * common PRNG. The writer threads that keep dirtying a region during a
+ * migration are in workload/writers.h (they are shaped like the migration
+ * hooks).
  *
  * Thread safety: tm_workload_fill writes the region through the page API
  * and must not race with other writers of the same region.
  */
-#ifndef TM_REGION_WORKLOAD_H
-#define TM_REGION_WORKLOAD_H
+#ifndef TM_WORKLOAD_FILL_H
+#define TM_WORKLOAD_FILL_H
 
 #include <stddef.h>
 #include <stdint.h>

@@ -1,10 +1,9 @@
 /*
- * workload.c - the synthetic tagged page mix (see workload.h): zero,
- * tag-only and data pages written through the page API, deterministic for
- * a seed. Moved here unchanged from src/migrate so the snapshot CLI and
- * benchmark can use it without depending on migration (workload.h says why region).
+ * fill.c - the synthetic tagged page mix (see fill.h): zero, tag-only and
+ * data pages written through the page API, deterministic for a seed. Demo
+ * and test code, outside libtagmem (workload/meson.build).
  */
-#include "region/workload.h"
+#include "workload/fill.h"
 
 #include <errno.h>
 #include <stdlib.h>
