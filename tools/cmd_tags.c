@@ -17,6 +17,7 @@
 
 #include "common/util.h"
 #include "tagmem/tags.h"
+#include "tags/simd.h"   /* tm_tags_pack_ref */
 #include "tools/cmds.h"
 
 /* ------------------------------------------------------------------ */

@@ -30,6 +30,7 @@
 #include "bench/bench_common.h"
 #include "common/util.h"
 #include "tagmem/tags.h"
+#include "tags/simd.h"   /* tm_tags_pack_ref, tm_tags_unpack_ref: the scalar baseline */
 #include "tools/cmds.h"
 
 struct bopts {

@@ -217,10 +217,6 @@ TM_API int tm_migrate_connect(const char *addr, unsigned n, int *fds,
 TM_API int tm_migrate_digest(tm_region *const *regions, size_t n, unsigned threads,
 			     uint8_t out[16], tm_error *err);
 
-/* "compress: zstd:3" parsing for CLIs: "none", "zstd", "zstd:LEVEL". */
-TM_API int tm_migrate_parse_compress(const char *s, enum tm_compress *c, int *level,
-				     tm_error *err);
-
 #ifdef __cplusplus
 }
 #endif

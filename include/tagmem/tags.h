@@ -96,11 +96,6 @@ TM_API int tm_tags_pack(uint8_t *packed, const uint8_t *unpacked, size_t n,
  * and streaming-store rule as tm_tags_pack. */
 TM_API void tm_tags_unpack(uint8_t *unpacked, const uint8_t *packed, size_t n);
 
-/* Scalar references: the definition the vector versions are tested against. */
-TM_API int tm_tags_pack_ref(uint8_t *packed, const uint8_t *unpacked, size_t n,
-			    tm_error *err);
-TM_API void tm_tags_unpack_ref(uint8_t *unpacked, const uint8_t *packed, size_t n);
-
 /* Name of the implementation dispatch chose: "avx2", "sse2", "neon", "scalar". */
 TM_API const char *tm_tags_simd_name(void);
 

@@ -15,6 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "tagmem/error.h"
+
 typedef struct tm_tags_impl {
 	const char *name;               /* "avx2", "sse2", "neon", "scalar" */
 	bool (*available)(void);        /* can this CPU run it? */
@@ -32,6 +34,13 @@ typedef struct tm_tags_impl {
 const tm_tags_impl *tm_tags_impl_list(size_t *n);
 /* The best implementation this CPU can run (never NULL: scalar always runs). */
 const tm_tags_impl *tm_tags_impl_best(void);
+
+/* Scalar references: the definition the vector versions are tested and
+ * benchmarked against (same contract as tm_tags_pack/unpack). Internal:
+ * tests, the tags benchmark and `tagmem tags` reach them, callers do not. */
+int tm_tags_pack_ref(uint8_t *packed, const uint8_t *unpacked, size_t n,
+		     tm_error *err);
+void tm_tags_unpack_ref(uint8_t *unpacked, const uint8_t *packed, size_t n);
 
 /* Scalar building blocks the vector versions use for heads and tails. */
 bool tm_tags_pack_scalar(uint8_t *packed, const uint8_t *unpacked, size_t n);

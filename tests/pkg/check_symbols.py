@@ -20,6 +20,10 @@ Three checks, each failing with the names at fault:
 
 usage: check_symbols.py --cc CC... --include DIR --nm NM --shared LIB.so
                         --static LIB.a [--pending PREFIX=WHY ...]
+                        [--forbid PREFIX=WHY ...]
+
+--forbid PREFIX=WHY fails on any static-library symbol with that prefix (code
+that must stay out of the library, e.g. the demo workload).
 
 --pending names a prefix of static-library symbols whose rename is known
 to be in progress in another part (printed, not failed). It fails as soon
@@ -114,6 +118,7 @@ def main():
     ap.add_argument("--shared", required=True)
     ap.add_argument("--static", required=True)
     ap.add_argument("--pending", action="append", default=[])
+    ap.add_argument("--forbid", action="append", default=[])
     a = ap.parse_args()
 
     fails = []
@@ -151,8 +156,13 @@ def main():
                          "(missing TM_API, or no definition)" % (declared[s], s))
 
     pending = dict(p.split("=", 1) for p in a.pending)
+    forbid = dict(f.split("=", 1) for f in a.forbid)
     seen = {p: 0 for p in pending}
     for s, member in sorted(defined_symbols(a.nm, a.static, dynamic=False).items()):
+        bad = next((f for f in forbid if s.startswith(f)), None)
+        if bad:
+            fails.append("libtagmem.a (%s) defines %s: %s" % (member, s, forbid[bad]))
+            continue
         # ASan adds an ODR indicator per global variable: __odr_asan.<name>.
         if s.startswith("tm_") or s.startswith("__odr_asan.tm_"):
             continue
