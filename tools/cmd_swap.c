@@ -249,7 +249,8 @@ static void note_error(struct demo *d, const tm_error *err)
 static int setup(struct demo *d, tm_error *err)
 {
 	tm_region_config rc = { 0 };
-	tm_swapfile_config sc = { d->o.dir, d->o.size + (16u << 20), PS, 0 };
+	tm_swapfile_config sc = { .struct_size = sizeof(sc), .path = d->o.dir,
+				  .size = d->o.size + (16u << 20), .page_size = PS };
 	struct stat st;
 	int r;
 
@@ -305,7 +306,8 @@ static int fill(struct demo *d, tm_error *err)
 
 static int start_pager(struct demo *d, tm_error *err)
 {
-	tm_pager_config pc = { d->r, d->sf, !d->o.explicit_only, d->o.mode };
+	tm_pager_config pc = { .struct_size = sizeof(pc), .region = d->r, .swap = d->sf,
+			       .lazy = !d->o.explicit_only, .fault_mode = d->o.mode };
 	tm_error lerr;
 
 	if (pc.lazy && tm_pager_create(&pc, &d->p, &lerr) == 0) {

@@ -137,8 +137,9 @@ static int fill(struct rig *g, bool tags, enum tm_corpus_layout layout,
 static int rig_open(struct rig *g, const struct bopts *o, bool tags,
 		    enum tm_corpus_layout layout, bool lazy, tm_error *err)
 {
-	tm_swapfile_config sc = { o->dir, o->size + (8u << 20), PS,
-				  o->direct ? TM_SWAPFILE_DIRECT : 0 };
+	tm_swapfile_config sc = { .struct_size = sizeof(sc), .path = o->dir,
+				  .size = o->size + (8u << 20), .page_size = PS,
+				  .flags = o->direct ? TM_SWAPFILE_DIRECT : 0 };
 	tm_region_config rc = { 0 };
 	tm_pager_config pc = { 0 };
 	int r;
@@ -301,8 +302,9 @@ static int fault_pass(const struct bopts *o, bool tags, double *best,
  * in folio-sized chunks to a swap file of the same kind. */
 static int plain_io(const struct bopts *o, struct results *res, tm_error *err)
 {
-	tm_swapfile_config sc = { o->dir, o->size + (8u << 20), PS,
-				  o->direct ? TM_SWAPFILE_DIRECT : 0 };
+	tm_swapfile_config sc = { .struct_size = sizeof(sc), .path = o->dir,
+				  .size = o->size + (8u << 20), .page_size = PS,
+				  .flags = o->direct ? TM_SWAPFILE_DIRECT : 0 };
 	size_t chunk = (size_t)PS << o->order;
 	tm_swapfile *sf;
 	uint8_t *buf = mmap(NULL, o->size, PROT_READ | PROT_WRITE,

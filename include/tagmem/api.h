@@ -21,6 +21,30 @@
  *   PATCH, as ZSTD_VERSION_NUMBER. meson.build refuses to configure when
  *   these macros differ from the project version, so they cannot drift.
  *
+ * Structs that grow
+ *   The config structs a caller fills in and passes to the library
+ *   (tm_region_config, tm_migrate_config, tm_migrate_hooks, tm_snap_opts,
+ *   tm_core_opts, tm_swapfile_config, tm_pager_config, tm_ss_config) begin
+ *   with `uint32_t struct_size`, the caller's sizeof of the struct. A later
+ *   tagmem adds fields only at the end, and a field's zero always means the
+ *   behaviour from before it existed. The library reads the struct through
+ *   struct_size (the rule of Linux's perf_event_attr and clone3 args):
+ *     0              the 0.1 layout: what a caller gets who zero-initialises
+ *                    the struct and never sets struct_size;
+ *     < sizeof       a caller built against older headers: the fields it
+ *                    does not have read as zero;
+ *     > sizeof       a caller built against newer headers: accepted when
+ *                    every byte this library does not know is zero, else
+ *                    -E2BIG naming the struct and the first such byte;
+ *     < 0.1 layout, or > TM_STRUCT_SIZE_MAX: -EINVAL naming the struct.
+ *   So write `tm_region_config c = { .struct_size = sizeof c, ... }`; the
+ *   default fillers (tm_migrate_config_default, tm_snap_opts_init,
+ *   tm_ss_config_default) are inline functions that pass the caller's
+ *   sizeof and set struct_size. Structs the library fills (stats, info,
+ *   results) and embedded or array structs (tm_geom, tm_error, tm_ss_costs,
+ *   tm_core_region, tm_ss_event, tm_ss_workload) keep their layout within
+ *   a soname. docs/ABI.md has the rule for adding a field.
+ *
  * Thread safety: both functions are pure and may be called from any thread.
  */
 #ifndef TAGMEM_API_H
@@ -51,6 +75,9 @@ extern "C" {
 #define TAGMEM_VERSION_STRING TM_VERSION_STR(TAGMEM_VERSION_MAJOR) "." \
 			      TM_VERSION_STR(TAGMEM_VERSION_MINOR) "." \
 			      TM_VERSION_STR(TAGMEM_VERSION_PATCH)
+
+/* No struct_size is larger (a guard against an uninitialised one). */
+#define TM_STRUCT_SIZE_MAX 4096u
 
 /* TAGMEM_VERSION_NUMBER of the library at run time. */
 TM_API unsigned tm_version_number(void);

@@ -51,6 +51,8 @@ typedef struct tm_core_region {
 } tm_core_region;
 
 typedef struct tm_core_opts {
+	uint32_t struct_size;      /* sizeof(this struct), or 0 for the 0.1 layout
+				     (tagmem/api.h, "Structs that grow") */
 	uint32_t pid;        /* 0: 1 */
 	int signo;           /* 0: SIGSEGV (11) */
 	int si_code;         /* 0: SEGV_MTESERR (9) when signo is SIGSEGV */

@@ -75,6 +75,8 @@ enum tm_on_max_iter {
 };
 
 typedef struct tm_migrate_config {
+	uint32_t struct_size;      /* sizeof(this struct), or 0 for the 0.1 layout
+				     (tagmem/api.h, "Structs that grow") */
 	/* Source only; the destination learns them in the negotiation. */
 	unsigned channels;          /* data channels, 1..TM_MIGRATE_MAX_CHANNELS (2) */
 	enum tm_compress compress;  /* (none) */
@@ -96,8 +98,16 @@ typedef struct tm_migrate_config {
 	uint64_t migration_id[2];   /* source: 0,0 = random; dest: 0,0 = accept any */
 } tm_migrate_config;
 
-/* Fill c with the defaults shown in parentheses above. */
-TM_API void tm_migrate_config_default(tm_migrate_config *c);
+/* What tm_migrate_config_default calls with the caller's sizeof(*c): fill
+ * the first size bytes of c with the defaults and set c->struct_size to
+ * size. -EINVAL (nothing written) for a size below the 0.1 layout. */
+TM_API int tm_migrate_config_default_sized(tm_migrate_config *c, size_t size);
+
+/* Fill c with the defaults shown in parentheses above (struct_size set). */
+static inline void tm_migrate_config_default(tm_migrate_config *c)
+{
+	(void)tm_migrate_config_default_sized(c, sizeof(*c));
+}
 
 enum tm_migrate_phase {
 	TM_PHASE_SETUP = 0,     /* connecting, negotiating */
@@ -133,6 +143,8 @@ typedef struct tm_migrate_stats {
 } tm_migrate_stats;
 
 typedef struct tm_migrate_hooks {
+	uint32_t struct_size;      /* sizeof(this struct), or 0 for the 0.1 layout
+				     (tagmem/api.h, "Structs that grow") */
 	void *ctx;
 	/* Source: stop every writer of the regions before returning 0. */
 	int (*pause)(void *ctx);

@@ -63,6 +63,8 @@ enum tm_tag_format {
 #define TM_REGION_NAME_MAX 64
 
 typedef struct tm_region_config {
+	uint32_t struct_size;      /* sizeof(this struct), or 0 for the 0.1 layout
+				     (tagmem/api.h, "Structs that grow") */
 	const char *name;         /* copied; at most TM_REGION_NAME_MAX-1 chars */
 	size_t size;              /* bytes; a multiple of geom.page_size */
 	tm_geom geom;             /* kind TM_META_NONE: a region without tags */

@@ -71,6 +71,8 @@ enum tm_snap_phase {
 };
 
 typedef struct tm_snap_opts {
+	uint32_t struct_size;      /* sizeof(this struct), or 0 for the 0.1 layout
+				     (tagmem/api.h, "Structs that grow") */
 	unsigned flags;          /* save: TM_SNAP_ZSTD | TM_SNAP_DIGEST */
 	unsigned threads;        /* worker threads; 0 = the operation's default:
 				    TM_SNAP_THREADS_DEFAULT for save,
@@ -113,8 +115,17 @@ typedef struct tm_snap_stats {
 	double seconds;            /* wall time of the call */
 } tm_snap_stats;
 
-/* Defaults into *o (all zero but the documented defaults are implied). */
-TM_API void tm_snap_opts_init(tm_snap_opts *o);
+/* What tm_snap_opts_init calls with the caller's sizeof(*o): the defaults
+ * into the first size bytes, struct_size = size. -EINVAL (nothing
+ * written) for a size below the 0.1 layout. */
+TM_API int tm_snap_opts_init_sized(tm_snap_opts *o, size_t size);
+
+/* Defaults into *o (all zero but the documented defaults are implied),
+ * struct_size set. */
+static inline void tm_snap_opts_init(tm_snap_opts *o)
+{
+	(void)tm_snap_opts_init_sized(o, sizeof(*o));
+}
 
 /*
  * Save n regions to path, crash-safely: everything is written to a

@@ -132,8 +132,12 @@ typedef enum tm_ss_cost_key {
 	TM_SS_COST_COUNT
 } tm_ss_cost_key;
 
+/* Room for cost keys: tm_ss_costs is embedded in tm_ss_config, so its size
+ * is fixed (tagmem/api.h); keys added later take slots up to this. */
+#define TM_SS_COST_SLOTS 32
+
 typedef struct tm_ss_costs {
-	uint64_t ns[TM_SS_COST_COUNT];
+	uint64_t ns[TM_SS_COST_SLOTS];  /* [0, TM_SS_COST_COUNT) used; the rest 0 */
 	bool overridden;            /* true once anything differs from the default */
 } tm_ss_costs;
 
@@ -157,6 +161,8 @@ TM_API int tm_ss_costs_load(tm_ss_costs *c, const char *path, tm_error *err);
 /* ------------------------------------------------------------------ */
 
 typedef struct tm_ss_config {
+	uint32_t struct_size;      /* sizeof(this struct), or 0 for the 0.1 layout
+				     (tagmem/api.h, "Structs that grow") */
 	uint64_t mem_bytes;        /* physical memory; default 16 GiB */
 	uint32_t page_size;        /* frame size; default 4096 */
 	uint32_t tag_block_frames; /* tag-storage frames per tag block; default 1
@@ -175,7 +181,16 @@ typedef struct tm_ss_config {
 	tm_ss_costs costs;
 } tm_ss_config;
 
-TM_API void tm_ss_config_default(tm_ss_config *c);
+/* What tm_ss_config_default calls with the caller's sizeof(*c): the
+ * defaults into the first size bytes, struct_size = size. -EINVAL
+ * (nothing written) for a size below the 0.1 layout. */
+TM_API int tm_ss_config_default_sized(tm_ss_config *c, size_t size);
+
+/* The defaults documented above, struct_size set. */
+static inline void tm_ss_config_default(tm_ss_config *c)
+{
+	(void)tm_ss_config_default_sized(c, sizeof(*c));
+}
 
 typedef struct tm_ss_geometry {
 	uint64_t mem_bytes;         /* modelled: frames * page_size (rounded down) */

@@ -118,6 +118,8 @@ enum tm_swapfile_flags {
 };
 
 typedef struct tm_swapfile_config {
+	uint32_t struct_size;      /* sizeof(this struct), or 0 for the 0.1 layout
+				     (tagmem/api.h, "Structs that grow") */
 	/* Path of the swap file to create (an existing file is replaced), or
 	 * of a directory, in which an unnamed O_TMPFILE is created. */
 	const char *path;
@@ -267,6 +269,8 @@ enum tm_swapin_mode {
 };
 
 typedef struct tm_pager_config {
+	uint32_t struct_size;      /* sizeof(this struct), or 0 for the 0.1 layout
+				     (tagmem/api.h, "Structs that grow") */
 	tm_region *region;    /* its page size must equal the swap file's */
 	tm_swapfile *swap;
 	/* Swap in on access through tm_region_lazy_start (soft backend). When

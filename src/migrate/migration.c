@@ -11,12 +11,14 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "common/abi.h"
 #include "common/util.h"
 #include "migrate/internal.h"
 
-void tm_migrate_config_default(tm_migrate_config *c)
+static void config_default(tm_migrate_config *c)
 {
 	memset(c, 0, sizeof(*c));
+	c->struct_size = sizeof(*c);
 	c->channels = 2;
 	c->compress = TM_COMPRESS_NONE;
 	c->compress_level = 1;
@@ -27,6 +29,14 @@ void tm_migrate_config_default(tm_migrate_config *c)
 	c->max_iterations = 30;
 	c->on_max_iterations = TM_MAXITER_FAIL;
 	c->timeout_ms = 30000;
+}
+
+int tm_migrate_config_default_sized(tm_migrate_config *c, size_t size)
+{
+	tm_migrate_config d;
+
+	config_default(&d);
+	return TM_ABI_COPY_OUT(tm_migrate_config, c, size, &d, NULL);
 }
 
 static int check_config(const tm_migrate_config *c, tm_error *err)
@@ -66,17 +76,19 @@ int tm_migration_new(tm_migration **out, enum tm_migrate_role role,
 	if (!m)
 		return tm_error_set(err, -ENOMEM, "cannot allocate a migration");
 	m->role = role;
+	rc = 0;
 	if (cfg)
-		m->cfg = *cfg;
+		rc = TM_ABI_COPY_IN(tm_migrate_config, &m->cfg, cfg, err);
 	else
-		tm_migrate_config_default(&m->cfg);
-	rc = check_config(&m->cfg, err);
+		config_default(&m->cfg);
+	if (!rc)
+		rc = check_config(&m->cfg, err);
+	if (!rc && hooks)
+		rc = TM_ABI_COPY_IN(tm_migrate_hooks, &m->hooks, hooks, err);
 	if (rc) {
 		free(m);
 		return rc;
 	}
-	if (hooks)
-		m->hooks = *hooks;
 	m->lfd = -1;
 	if (pipe2(m->wake, O_CLOEXEC | O_NONBLOCK) < 0) {
 		rc = -errno;

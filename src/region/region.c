@@ -18,6 +18,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include "common/abi.h"
 #include "region/mte_ops.h"
 #include "tagmem/error.h"
 
@@ -128,14 +129,18 @@ static void fill_geometry(tm_region *r, const tm_region_config *cfg)
 	}
 }
 
-int tm_region_create(const tm_region_config *cfg, tm_region **out,
+int tm_region_create(const tm_region_config *ucfg, tm_region **out,
 		     tm_error *err)
 {
+	tm_region_config copy;    /* the caller's, at this library's size */
+	const tm_region_config *cfg = &copy;
 	tm_region *r;
 	int rc;
 
 	*out = NULL;
-	rc = check_config(cfg, err);
+	rc = TM_ABI_COPY_IN(tm_region_config, &copy, ucfg, err);
+	if (!rc)
+		rc = check_config(cfg, err);
 	if (rc)
 		return rc;
 	r = calloc(1, sizeof(*r));

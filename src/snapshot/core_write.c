@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/abi.h"
 #include "snapshot/elfcore.h"
 #include "snapshot/sfile.h"
 #include "snapshot/snapfmt.h"
@@ -314,13 +315,16 @@ static int write_core(sfile *f, const struct core_plan *P, tm_error *err)
 	return rc;
 }
 
-static void default_opts(tm_core_opts *d, const tm_core_opts *o,
-			 const tm_core_region *regs)
+static int default_opts(tm_core_opts *d, const tm_core_opts *o,
+			const tm_core_region *regs, tm_error *err)
 {
+	int rc = 0;
+
+	memset(d, 0, sizeof(*d));
 	if (o)
-		*d = *o;
-	else
-		memset(d, 0, sizeof(*d));
+		rc = TM_ABI_COPY_IN(tm_core_opts, d, o, err);
+	if (rc)
+		return rc;
 	if (!d->pid)
 		d->pid = 1;
 	if (!d->signo)
@@ -336,6 +340,7 @@ static void default_opts(tm_core_opts *d, const tm_core_opts *o,
 	if (!d->tagged_addr_ctrl)
 		d->tagged_addr_ctrl = TAGCTL_ENABLE | TAGCTL_TCF_SYNC |
 				      (0xfffeull << TAGCTL_TAG_SHIFT);
+	return 0;
 }
 
 int tm_core_write(const char *path, const tm_core_region *regs, size_t n,
@@ -351,8 +356,9 @@ int tm_core_write(const char *path, const tm_core_region *regs, size_t n,
 	rc = check_regions(regs, n, err);
 	if (rc)
 		return rc;
-	default_opts(&d, o, regs);
-	rc = plan_core(&P, &d, err);
+	rc = default_opts(&d, o, regs, err);
+	if (!rc)
+		rc = plan_core(&P, &d, err);
 	if (!rc)
 		rc = tm_sfile_create(&f, path, TM_SNAP_IO_BUFFERED, err);
 	if (!rc) {

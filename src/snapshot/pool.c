@@ -7,6 +7,8 @@
  */
 #include "snapshot/snapint.h"
 
+#include "common/abi.h"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +18,20 @@ unsigned tm_snap_threads(const tm_snap_opts *o, unsigned dflt)
 	unsigned t = o && o->threads ? o->threads : dflt;
 
 	return t > 256 ? 256 : t;
+}
+
+int tm_snap_opts_in(const tm_snap_opts *uo, tm_snap_opts *copy,
+		    const tm_snap_opts **o, tm_error *err)
+{
+	int rc;
+
+	*o = NULL;
+	if (!uo)
+		return 0;
+	rc = TM_ABI_COPY_IN(tm_snap_opts, copy, uo, err);
+	if (!rc)
+		*o = copy;
+	return rc;
 }
 
 /* Region of global chunk index i (base is sorted). */

@@ -43,13 +43,19 @@ static int read_meta(tm_snapshot *s, tm_error *err)
 	return rc;
 }
 
-int tm_snapshot_open(const char *path, const tm_snap_opts *o,
+int tm_snapshot_open(const char *path, const tm_snap_opts *uo,
 		     tm_snapshot **out, tm_error *err)
 {
-	tm_snapshot *s = calloc(1, sizeof(*s));
+	tm_snap_opts copy;
+	const tm_snap_opts *o;
+	tm_snapshot *s;
 	int rc;
 
 	*out = NULL;
+	rc = tm_snap_opts_in(uo, &copy, &o, err);
+	if (rc)
+		return rc;
+	s = calloc(1, sizeof(*s));
 	if (!s)
 		return tm_error_set(err, -ENOMEM, "snapshot %s: no memory", path);
 	rc = tm_sfile_open(&s->f, path, o ? o->io : TM_SNAP_IO_AUTO, err);
@@ -292,20 +298,28 @@ static int run_chunks(tm_snapshot *s, tm_region *const *dst,
 }
 
 int tm_snapshot_restore(tm_snapshot *s, tm_region *const *dst, size_t n,
-			const tm_snap_opts *o, tm_snap_stats *st,
+			const tm_snap_opts *uo, tm_snap_stats *st,
 			tm_error *err)
 {
-	int rc = tm_snap_check_dst(s, dst, n, err);
+	tm_snap_opts copy;
+	const tm_snap_opts *o;
+	int rc = tm_snap_opts_in(uo, &copy, &o, err);
 
+	if (!rc)
+		rc = tm_snap_check_dst(s, dst, n, err);
 	if (rc)
 		return rc;
 	return run_chunks(s, dst, o, false, st, err);
 }
 
-int tm_snapshot_verify(tm_snapshot *s, const tm_snap_opts *o,
+int tm_snapshot_verify(tm_snapshot *s, const tm_snap_opts *uo,
 		       tm_snap_stats *st, tm_error *err)
 {
-	return run_chunks(s, NULL, o, true, st, err);
+	tm_snap_opts copy;
+	const tm_snap_opts *o;
+	int rc = tm_snap_opts_in(uo, &copy, &o, err);
+
+	return rc ? rc : run_chunks(s, NULL, o, true, st, err);
 }
 
 int tm_snapshot_check_digests(const tm_snapshot *s, tm_region *const *dst,

@@ -20,6 +20,7 @@
 #define XXH_STATIC_LINKING_ONLY /* XXH3_state_t on the stack */
 #include <xxhash.h>
 
+#include "common/abi.h"
 #include "common/util.h"
 
 struct save_job {
@@ -446,20 +447,26 @@ static int save_run(struct save_job *J, tm_snap_stats *st, tm_error *err)
 	return rc;
 }
 
-void tm_snap_opts_init(tm_snap_opts *o)
+int tm_snap_opts_init_sized(tm_snap_opts *o, size_t size)
 {
-	memset(o, 0, sizeof(*o));
-	o->threads = 0;          /* per operation: see tm_snap_opts.threads */
-	o->chunk_bytes = TM_SNAP_CHUNK_DEFAULT;
-	o->zstd_level = 1;
+	tm_snap_opts d;
+
+	memset(&d, 0, sizeof(d));
+	d.struct_size = sizeof(d);
+	d.threads = 0;          /* per operation: see tm_snap_opts.threads */
+	d.chunk_bytes = TM_SNAP_CHUNK_DEFAULT;
+	d.zstd_level = 1;
+	return TM_ABI_COPY_OUT(tm_snap_opts, o, size, &d, NULL);
 }
 
 int tm_snapshot_save(const char *path, tm_region *const *regions, size_t n,
-		     const tm_snap_opts *o, tm_snap_stats *st, tm_error *err)
+		     const tm_snap_opts *uo, tm_snap_stats *st, tm_error *err)
 {
-	struct save_job J = { .regions = regions, .o = o };
+	struct save_job J = { .regions = regions };
 	uint64_t t0 = tm_now_ns();
 	tm_snap_stats local;
+	tm_snap_opts copy;
+	const tm_snap_opts *o;
 	snap_layout L;
 	int rc;
 
@@ -468,6 +475,10 @@ int tm_snapshot_save(const char *path, tm_region *const *regions, size_t n,
 	memset(st, 0, sizeof(*st));
 	if (!path || (!regions && n))
 		return tm_error_set(err, -EINVAL, "snapshot: no path or regions");
+	rc = tm_snap_opts_in(uo, &copy, &o, err);
+	if (rc)
+		return rc;
+	J.o = o;
 	rc = tm_snap_plan(&L, regions, n, o ? o->flags : 0, o ? o->chunk_bytes : 0, err);
 	if (rc)
 		return rc;

@@ -86,6 +86,11 @@ int tm_snap_pool_run(snap_pool *p, tm_error *err);
 /* o->threads, or dflt when unset (or o NULL); at most 256. */
 unsigned tm_snap_threads(const tm_snap_opts *o, unsigned dflt);
 
+/* The caller's options uo (may be NULL) as this library's struct: *o is
+ * NULL for NULL, else copy, read through uo->struct_size (common/abi.h). */
+int tm_snap_opts_in(const tm_snap_opts *uo, tm_snap_opts *copy,
+		    const tm_snap_opts **o, tm_error *err);
+
 /* Destination regions fit the file (count, sizes, page size, geometry). */
 int tm_snap_check_dst(const tm_snapshot *s, tm_region *const *dst, size_t n,
 		      tm_error *err);

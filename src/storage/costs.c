@@ -86,8 +86,12 @@ static const struct cost_def cost_defs[TM_SS_COST_COUNT] = {
 		"a failed allocation: retried fault / OOM path; arbitrary, failures are also counted" },
 };
 
+_Static_assert(TM_SS_COST_COUNT <= TM_SS_COST_SLOTS,
+	       "tm_ss_costs has a fixed size: raise TM_SS_COST_SLOTS only with a new soname");
+
 void tm_ss_costs_default(tm_ss_costs *c)
 {
+	memset(c->ns, 0, sizeof(c->ns));   /* the spare slots stay 0 */
 	for (unsigned i = 0; i < TM_SS_COST_COUNT; i++)
 		c->ns[i] = cost_defs[i].ns;
 	c->overridden = false;

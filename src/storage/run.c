@@ -12,6 +12,7 @@
 #include <string.h>
 #include <xxhash.h>
 
+#include "common/abi.h"
 #include "common/util.h"
 
 #define CHUNK 65536
@@ -66,13 +67,15 @@ static int run_trace(tm_ss_sim *sim, const tm_ss_trace *t, tm_ss_result *res, tm
 int tm_ss_run(const tm_ss_config *cfg, const tm_ss_workload *w, const tm_ss_trace *t,
 	      tm_ss_result *res, tm_error *err)
 {
-	tm_ss_config c = *cfg;
+	tm_ss_config c;           /* cfg at this library's size (common/abi.h) */
 	tm_ss_sim *sim = NULL;
 	tm_ss_gen *gen = NULL;
 	uint64_t t0;
 	int r;
 
 	memset(res, 0, sizeof(*res));
+	if ((r = TM_ABI_COPY_IN(tm_ss_config, &c, cfg, err)))
+		return r;
 	if ((w == NULL) == (t == NULL))
 		return tm_error_set(err, -EINVAL, "storage-sim: give exactly one of a workload or a trace");
 	if ((r = tm_ss_config_geometry(&c, &res->geo, err)))

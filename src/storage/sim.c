@@ -8,6 +8,7 @@
  */
 #include "storage/sim_internal.h"
 #include "storage/bigmem.h"
+#include "common/abi.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -17,9 +18,10 @@
 /* configuration and construction                                   */
 /* ---------------------------------------------------------------- */
 
-void tm_ss_config_default(tm_ss_config *c)
+static void config_default(tm_ss_config *c)
 {
 	memset(c, 0, sizeof(*c));
+	c->struct_size = sizeof(*c);
 	c->mem_bytes = 16ull << 30;
 	c->page_size = 4096;
 	c->tag_block_frames = 1;
@@ -28,6 +30,14 @@ void tm_ss_config_default(tm_ss_config *c)
 	c->wmark_low_pct = 0.5;
 	c->wmark_high_pct = 1.0;
 	tm_ss_costs_default(&c->costs);
+}
+
+int tm_ss_config_default_sized(tm_ss_config *c, size_t size)
+{
+	tm_ss_config d;
+
+	config_default(&d);
+	return TM_ABI_COPY_OUT(tm_ss_config, c, size, &d, NULL);
 }
 
 static int validate_config(const tm_ss_config *c, tm_error *err)
@@ -115,10 +125,14 @@ static void init_tag_storage(struct tm_ss_sim *s)
 	s->tag_resv = s->tag_frames;
 }
 
-int tm_ss_create(const tm_ss_config *cfg, tm_ss_sim **out, tm_error *err)
+int tm_ss_create(const tm_ss_config *ucfg, tm_ss_sim **out, tm_error *err)
 {
-	int r = validate_config(cfg, err);
+	tm_ss_config copy;        /* the caller's, at this library's size */
+	const tm_ss_config *cfg = &copy;
+	int r = TM_ABI_COPY_IN(tm_ss_config, &copy, ucfg, err);
 
+	if (!r)
+		r = validate_config(cfg, err);
 	*out = NULL;
 	if (r)
 		return r;
@@ -164,11 +178,15 @@ void tm_ss_destroy(tm_ss_sim *s)
 	free(s);
 }
 
-int tm_ss_config_geometry(const tm_ss_config *cfg, tm_ss_geometry *g, tm_error *err)
+int tm_ss_config_geometry(const tm_ss_config *ucfg, tm_ss_geometry *g, tm_error *err)
 {
+	tm_ss_config copy;
+	const tm_ss_config *cfg = &copy;
 	struct tm_ss_sim s;
-	int r = validate_config(cfg, err);
+	int r = TM_ABI_COPY_IN(tm_ss_config, &copy, ucfg, err);
 
+	if (!r)
+		r = validate_config(cfg, err);
 	if (r)
 		return r;
 	memset(&s, 0, sizeof(s));

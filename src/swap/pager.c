@@ -6,6 +6,8 @@
  */
 #include "swap/swap_internal.h"
 
+#include "common/abi.h"
+
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
@@ -63,13 +65,17 @@ static int alloc_pager(tm_pager *p)
 	return tm_iopool_init(&p->pool, p->ps, p->packed);
 }
 
-int tm_pager_create(const tm_pager_config *cfg, tm_pager **out, tm_error *err)
+int tm_pager_create(const tm_pager_config *ucfg, tm_pager **out, tm_error *err)
 {
+	tm_pager_config copy;     /* the caller's, at this library's size */
+	const tm_pager_config *cfg = &copy;
 	tm_pager *p;
 	size_t packed = 0;
-	int rc;
+	int rc = TM_ABI_COPY_IN(tm_pager_config, &copy, ucfg, err);
 
-	if (!cfg || !cfg->region || !cfg->swap)
+	if (rc)
+		return rc;
+	if (!cfg->region || !cfg->swap)
 		return tm_error_set(err, -EINVAL, "pager: region and swap file are required");
 	rc = check_geometry(cfg, &packed, err);
 	if (rc)

@@ -16,6 +16,7 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include "common/abi.h"
 #include "common/util.h"
 
 #define HDR_MAGIC "TMSWAPv1"
@@ -142,12 +143,16 @@ static void free_swapfile(tm_swapfile *sf)
 	free(sf);
 }
 
-int tm_swapfile_open(const tm_swapfile_config *cfg, tm_swapfile **out,
+int tm_swapfile_open(const tm_swapfile_config *ucfg, tm_swapfile **out,
 		     tm_error *err)
 {
+	tm_swapfile_config copy;  /* the caller's, at this library's size */
+	const tm_swapfile_config *cfg = &copy;
 	tm_swapfile *sf;
-	int rc = check_config(cfg, err);
+	int rc = TM_ABI_COPY_IN(tm_swapfile_config, &copy, ucfg, err);
 
+	if (!rc)
+		rc = check_config(cfg, err);
 	if (rc)
 		return rc;
 	sf = calloc(1, sizeof(*sf));

@@ -24,8 +24,8 @@ static int fail(const char *what, const tm_error *err)
 
 static int make_region(const char *name, tm_region **out, tm_error *err)
 {
-	tm_region_config cfg = { .name = name, .size = PAGES * PS,
-				 .backend = TM_BACKEND_SOFT };
+	tm_region_config cfg = { .struct_size = sizeof(cfg), .name = name,
+				 .size = PAGES * PS, .backend = TM_BACKEND_SOFT };
 	int rc = tm_geom_mte(&cfg.geom, PS, err);
 
 	return rc ? rc : tm_region_create(&cfg, out, err);
