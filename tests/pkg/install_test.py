@@ -8,7 +8,8 @@ went wrong:
   2. the installed tree is complete and nothing more: every public header
      and no other (no src/ header), libtagmem.a, libtagmem.so ->
      libtagmem.so.0 -> libtagmem.so.<version> with SONAME libtagmem.so.0,
-     tagmem.pc, the tagmem CLI, and the man page when the source has one;
+     tagmem.pc, the tagmem CLI, and its man page and bash completion once
+     the source has them (tools/tagmem.1, tools/tagmem.bash);
   3. tests/pkg/consumer.c is compiled with
      `pkg-config --cflags --libs tagmem` against the installed tree only
      (PKG_CONFIG_SYSROOT_DIR=TMP, the way staged installs are consumed):
@@ -19,9 +20,10 @@ went wrong:
      Judy, pthread, m): no dynamic section at all, same output.
 
 usage: install_test.py --build DIR --meson MESON... --version V
-         --prefix P --libdir L --includedir I --bindir B --mandir M
+         --prefix P --libdir L --includedir I --bindir B --mandir M --datadir D
          --cc CC... --source consumer.c --readelf READELF
-         [--man PATH_IN_SOURCE] [--pc-libdir DIRS] [--ldflags FLAG]
+         [--man PATH_IN_SOURCE] [--completion NAME] [--pc-libdir DIRS]
+         [--ldflags FLAG]
          [--run WRAPPER... --run-env-flag FLAG]
 """
 import argparse
@@ -79,6 +81,10 @@ def check_tree(a, root):
         page = os.path.join(pre, a.mandir, "man1", os.path.basename(a.man))
         if not os.path.exists(page):
             raise Fail("the man page %s was not installed as %s" % (a.man, page))
+    if a.completion:
+        comp = os.path.join(pre, a.datadir, "bash-completion", "completions", a.completion)
+        if not os.path.exists(comp):
+            raise Fail("the bash completion was not installed as %s" % comp)
     return lib
 
 
@@ -149,11 +155,13 @@ def build_and_run(a, root, libdir, static):
 def main():
     ap = argparse.ArgumentParser()
     for opt in ["build", "version", "prefix", "libdir", "includedir", "bindir",
-                "mandir", "consumer", "readelf", "pkg-config", "source-root"]:
+                "mandir", "datadir", "consumer", "readelf", "pkg-config", "source-root"]:
         ap.add_argument("--" + opt, required=True)
     ap.add_argument("--meson", required=True, nargs="+")
     ap.add_argument("--cc", required=True, nargs="+")
     ap.add_argument("--man", default="")
+    ap.add_argument("--completion", default="",
+                    help="name expected in share/bash-completion/completions")
     ap.add_argument("--pc-libdir", default="")
     ap.add_argument("--run", default="", help="wrapper command line (split like a shell)")
     ap.add_argument("--run-env-flag", default="-E")
