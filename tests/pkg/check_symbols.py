@@ -4,7 +4,8 @@
 Three checks, each failing with the names at fault:
 
   headers  every public header (include/tagmem/*.h) compiles on its own
-           with only the include directory on the path (self-contained),
+           with only the include directory on the path (self-contained;
+           tagmem/tagmem.h, all of them, also as C++ when --cxx is given),
            and every function it declares carries TM_API. The declarations
            come from the compiler itself (gcc -aux-info), not from a regex
            over the text, so a multi-line or attribute-laden declaration
@@ -117,6 +118,8 @@ def main():
     ap.add_argument("--nm", required=True)
     ap.add_argument("--shared", required=True)
     ap.add_argument("--static", required=True)
+    ap.add_argument("--cxx", nargs="+", default=[],
+                    help="a C++ compiler: tagmem/tagmem.h must compile as C++ too")
     ap.add_argument("--pending", action="append", default=[])
     ap.add_argument("--forbid", action="append", default=[])
     a = ap.parse_args()
@@ -139,6 +142,17 @@ def main():
                 fails.append("tagmem/tagmem.h does not include tagmem/%s" % h)
         else:
             fails.append("include/tagmem/tagmem.h is missing")
+        if a.cxx and os.path.exists(umbrella):
+            # VMMs and tools written in C++ include the same headers.
+            src = os.path.join(tmp, "cxx.cc")
+            with open(src, "w") as f:
+                f.write("#include <tagmem/tagmem.h>\nunsigned v() { return tm_version_number(); }\n")
+            p = subprocess.run(a.cxx + ["-std=c++17", "-Wall", "-Wextra", "-Werror",
+                                        "-fsyntax-only", "-I", a.include, src],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               universal_newlines=True)
+            if p.returncode:
+                fails.append("tagmem/tagmem.h does not compile as C++:\n" + p.stdout)
     if len(declared) < 50:
         fails.append("only %d public functions found: the header parse is broken"
                      % len(declared))
