@@ -3,7 +3,9 @@
  * interface that every other part of tagmem (migration, snapshots, swap)
  * uses.
  *
- * Backends
+ * Backends (where the data and tags live; tagmem/backend.h is the interface
+ * they are written against, and a caller can register its own with
+ * tm_region_create_with)
  *   soft  data in an anonymous mapping (or memory the caller hands in), tags
  *         in shadow storage allocated lazily per page: nothing is allocated
  *         for a page that was never tagged. Any host.
@@ -12,6 +14,8 @@
  *         tags, read with LDG and written with STG/ST2G; data and tags are
  *         written together with STGP and zeroed together with STZG/STZ2G.
  *         The library's own accesses set PSTATE.TCO so they never fault.
+ * Code above the region asks about capabilities (tm_region_direct: is
+ * there plain memory to do I/O from?), never about which backend it has.
  *
  * A page that was never tagged reads as zero tags (like Linux PG_mte_tagged).
  * A write to a page's data or to one of its tags dirties the page.
@@ -51,8 +55,10 @@ extern "C" {
 typedef struct tm_region tm_region;
 
 enum tm_backend {
-	TM_BACKEND_SOFT = 0,
-	TM_BACKEND_MTE  = 1,
+	TM_BACKEND_SOFT  = 0,
+	TM_BACKEND_MTE   = 1,
+	TM_BACKEND_OTHER = 2, /* a backend given by methods (tagmem/backend.h);
+				 refused by tm_region_create */
 };
 
 enum tm_tag_format {
@@ -89,6 +95,8 @@ TM_API size_t tm_region_npages(const tm_region *r);
 TM_API const tm_geom *tm_region_geom(const tm_region *r);
 TM_API enum tm_backend tm_region_backend(const tm_region *r);
 TM_API const char *tm_backend_name(enum tm_backend b);
+/* The backend's own name ("soft", "mte", or a caller backend's). */
+TM_API const char *tm_region_backend_name(const tm_region *r);
 
 /*
  * A pointer for direct access at byte offset off (NULL when off is outside
@@ -100,6 +108,18 @@ TM_API const char *tm_backend_name(enum tm_backend b);
  * access to a missing page faults to the region's fill thread.
  */
 TM_API void *tm_region_ptr(tm_region *r, size_t off);
+
+/*
+ * The direct pointer: byte off as plain memory of this process, from which
+ * ordinary loads, stores and system calls (write(2), O_DIRECT I/O) move the
+ * data with no tag checks and no effect on tags -- zero-copy I/O and
+ * in-place saves. NULL when the backend has none (mte: tag-checked memory;
+ * a backend for another process) or off is outside the region: then copy
+ * with tm_region_read_page(s). soft has one. With lazy placement active the
+ * first access to a missing page faults to the fill thread, as for
+ * tm_region_ptr.
+ */
+TM_API void *tm_region_direct(tm_region *r, size_t off);
 
 /* ---- whole pages ------------------------------------------------- */
 
@@ -121,16 +141,16 @@ TM_API int tm_region_read_pages(tm_region *r, size_t pg, size_t n, void *data,
 /*
  * Place page pg's data and packed tags together. tags NULL means the page is
  * untagged: its tags become zero and it is marked untagged. When lazy
- * placement is active (tm_region_lazy_start) and the page is missing, the
- * tags are installed before the data becomes visible (UFFDIO_COPY), so no
- * thread ever sees the data without its tags.
+ * placement is active (tm_region_lazy_start) and the page is missing, it is
+ * placed the way a fault is (the backend's place: tags never after the
+ * data), so no thread ever sees the data without its tags.
  */
 TM_API int tm_region_write_page(tm_region *r, size_t pg, const void *data,
 				const uint8_t *tags, tm_error *err);
 
 /* Zero page pg's data and tags together and mark it untagged (soft: the
  * shadow slot is zeroed; the chunk is freed by discard). With lazy placement
- * active a missing page is placed as zeros (UFFDIO_ZEROPAGE), no fill. */
+ * active a missing page is placed as zeros, no fill. */
 TM_API int tm_region_zero_page(tm_region *r, size_t pg, tm_error *err);
 
 /* ---- tags -------------------------------------------------------- */
@@ -176,10 +196,13 @@ TM_API int tm_region_digest(tm_region *r, uint64_t *digest, tm_error *err);
 /* ---- dirty tracking --------------------------------------------- */
 
 enum tm_dirty_method {
-	TM_DIRTY_AUTO = 0,      /* best available: uffd-wp, else soft-dirty, else api */
+	TM_DIRTY_AUTO = 0,      /* best available: the backend's own source,
+				   else uffd-wp, else soft-dirty, else api */
 	TM_DIRTY_API,           /* only writes made through this API */
 	TM_DIRTY_UFFD_WP,       /* userfaultfd write-protect, async + PAGEMAP_SCAN */
 	TM_DIRTY_SOFT_DIRTY,    /* /proc/self/pagemap soft-dirty + clear_refs */
+	TM_DIRTY_BACKEND,       /* the backend's dirty source (backend.h
+				   dirty_*; e.g. a VM's dirty log) */
 };
 
 /*
@@ -191,6 +214,10 @@ enum tm_dirty_method {
  * falls back and records the reason (tm_region_dirty_note). -EBUSY when
  * tracking is already on.
  *
+ * TM_DIRTY_UFFD_WP and TM_DIRTY_SOFT_DIRTY need the backend's memory mapped
+ * in this process (backend.h mapping: soft, mte, kvm); otherwise -ENOTSUP.
+ * TM_DIRTY_BACKEND: the backend's dirty_start/collect/stop, -ENOTSUP for a
+ *   backend without them (soft, mte).
  * TM_DIRTY_UFFD_WP: the region's mapping is registered for userfaultfd
  *   write-protect in async mode (UFFD_FEATURE_WP_ASYNC, Linux >= 6.7); a
  *   collect is one PAGEMAP_SCAN with PM_SCAN_WP_MATCHING that returns the
@@ -243,15 +270,23 @@ typedef int (*tm_fill_fn)(void *ctx, tm_region *r, size_t pg, void *data,
 			  uint8_t *tags, bool *tagged, tm_error *err);
 
 /*
- * Register the soft backend's data mapping for missing faults and start a
- * handler thread: the first access to a missing page calls fn, installs the
- * tags, then places the data with UFFDIO_COPY (which wakes the faulting
- * thread). Pages the process already populated (see /proc/self/pagemap)
- * stay as they are and are present; the others are missing. While active,
+ * Register the region's mapping for missing faults and start a handler
+ * thread: the first access to a missing page calls fn, then the backend
+ * places the page's data and tags so that no thread sees the data before
+ * its tags, and only then wakes the faulting thread (backend.h place):
+ *   soft  shadow tags first, then UFFDIO_COPY of the data (which wakes);
+ *   mte   STGP of data and tags into a PROT_MTE staging page, then
+ *         UFFDIO_MOVE of that page into place: data and tags arrive in one
+ *         page-table update (a plain UFFDIO_COPY would place zero tags).
+ *         Needs UFFD_FEATURE_MOVE (Linux >= 6.8) and memory that is private
+ *         anonymous PROT_MTE, as tagmem maps it.
+ * Pages the process already populated (see /proc/self/pagemap) stay as they
+ * are and are present; the others are missing. While active,
  * write_page/zero_page on a missing page place it directly without calling
- * fn. -ENOTSUP for mte (userfaultfd cannot place tags), for pages smaller
- * than the host page, or where userfaultfd is unavailable (qemu-user), with
- * the reason; -EBUSY when already active. Works together with
+ * fn. -ENOTSUP, with the reason, for a backend without lazy placement or
+ * without a mapping in this process, for pages smaller than the host page,
+ * where userfaultfd is unavailable (qemu-user) or lacks a feature the
+ * backend needs; -EBUSY when already active. Works together with
  * TM_DIRTY_UFFD_WP (one userfaultfd carries both).
  */
 TM_API int tm_region_lazy_start(tm_region *r, tm_fill_fn fn, void *ctx,

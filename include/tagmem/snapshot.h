@@ -227,8 +227,9 @@ TM_API int tm_snapshot_check_digests(const tm_snapshot *s, tm_region *const *dst
 typedef struct tm_snapshot_lazy tm_snapshot_lazy;
 
 /*
- * Lazy (Firecracker-style) restore: register dst regions (soft backend,
- * freshly created, all pages missing) for lazy placement. The first access
+ * Lazy (Firecracker-style) restore: register dst regions (a backend with
+ * lazy placement: soft, or mte on a kernel with UFFDIO_MOVE; freshly
+ * created, all pages missing) for lazy placement. The first access
  * to a page reads its chunk from the file (checked and decoded once, kept in
  * a small per-region cache) and the region installs the page's tags before
  * its data becomes visible. A page whose chunk is bad is not placed; the

@@ -273,9 +273,10 @@ typedef struct tm_pager_config {
 				     (tagmem/api.h, "Structs that grow") */
 	tm_region *region;    /* its page size must equal the swap file's */
 	tm_swapfile *swap;
-	/* Swap in on access through tm_region_lazy_start (soft backend). When
+	/* Swap in on access through tm_region_lazy_start (a backend with lazy
+	 * placement: soft, or mte where the kernel has UFFDIO_MOVE). When
 	 * false, pages come back only through tm_swap_in*(), and an access to
-	 * a swapped-out page reads zeros: the mte backend works this way. */
+	 * a swapped-out page reads zeros. */
 	bool lazy;
 	enum tm_swapin_mode fault_mode;
 } tm_pager_config;

@@ -10,6 +10,7 @@
 #include "tagmem/error.h"
 #include "tagmem/tags.h"
 #include "tagmem/region.h"
+#include "tagmem/backend.h"
 #include "tagmem/migrate.h"
 #include "tagmem/snapshot.h"
 #include "tagmem/core.h"

@@ -53,11 +53,13 @@ void tm_rchan_free(tm_rchan *c)
  * data write: on a fresh destination this spares a page fault and a memset
  * for every zero or tag-only page of the first pass. Reading an untouched
  * anonymous page maps the shared zero page and allocates nothing; the page
- * being untagged also makes reading it through one pointer safe on mte. */
+ * being untagged also makes reading it through one pointer safe on mte. A
+ * backend without a pointer in this process always gets the write. */
 static bool already_zero(tm_region *r, uint64_t pg, size_t ps)
 {
-	return !tm_region_page_tagged(r, pg) &&
-	       tm_mem_is_zero(tm_region_ptr(r, pg * ps), ps);
+	const void *p = tm_region_ptr(r, pg * ps);
+
+	return p && !tm_region_page_tagged(r, pg) && tm_mem_is_zero(p, ps);
 }
 
 static int place(tm_rchan *c, const tm_pkt *pk, tm_error *err)

@@ -1,7 +1,8 @@
 /*
  * check.c - consistency checks of a region's own bookkeeping: the tagged,
- * present and API-dirty bitmaps, the soft backend's shadow chunks, and the
- * dirty/lazy/userfaultfd state. Debug builds (TM_REGION_CHECKS, see
+ * present and API-dirty bitmaps, the dirty/lazy/userfaultfd state, and,
+ * through the backend's check method (tagmem/backend.h), the backend's own
+ * (the soft backend's shadow chunks). Debug builds (TM_REGION_CHECKS, see
  * meson.build) run the per-page check after every mutating page call and
  * the whole-region check at destroy; tests run them on purpose.
  *
@@ -13,11 +14,14 @@
  * nothing about "present" (set_tags on a discarded page without lazy
  * placement leaves it tagged and not present; lazy_start may find a tagged
  * page whose data was never touched and call it missing), so the two are
- * not compared.
+ * not compared. And an untagged page reading non-zero tags is only wrong
+ * for a backend whose tags change through its methods alone
+ * (TM_BACKEND_F_EXCLUSIVE_TAGS): on mte a workload's STG does it legally.
  */
 #include "region/region_internal.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <time.h>
 
 #include "region/dirty.h"
@@ -41,14 +45,6 @@ static int broken_region(const tm_region *r, const char *what, tm_error *err)
 			    r->name, what);
 }
 
-static bool slot_is_zero(const tm_region *r, const uint8_t *slot)
-{
-	for (size_t i = 0; i < r->packed_bytes; i++)
-		if (slot[i])
-			return false;
-	return true;
-}
-
 static long long now_ns(void)
 {
 	struct timespec ts;
@@ -58,79 +54,82 @@ static long long now_ns(void)
 }
 
 /*
- * An untagged page whose slot holds tags is legal for one moment only:
- * while another thread's set_tags / set_tag_range / write_page has written
- * the slot but not yet set the tagged bit (backend_soft.c writes the slot
- * first). A concurrent check therefore looks again for a while before it
- * calls the state broken; a quiescent check (whole region) does not wait.
+ * An untagged page that reads tags (exclusive-tags backends): what the
+ * backend hands back for a page whose tags were zeroed or never set.
  */
-static bool untagged_slot_settles(tm_region *r, size_t pg,
-				  const uint8_t *slot)
+static int check_untagged_reads_zero(tm_region *r, size_t pg, tm_error *err)
 {
-	const struct timespec ms = { 0, 1000000 };
-	long long end = now_ns() + SETTLE_NS;
+	uint8_t t[TM_PAGE_SIZE_MAX / 2];
+	int rc;
 
-	while (now_ns() < end) {
-		nanosleep(&ms, NULL);
-		if (tm_abit_test(r->tagged, pg) || slot_is_zero(r, slot))
-			return true;
-	}
-	return false;
-}
-
-/*
- * Soft backend with metadata: a tagged page has a shadow slot (its chunk is
- * allocated before the bit is set and freed only by discard, after the bit
- * is cleared); an untagged page's slot is absent or all zero (soft_untag,
- * tm_shadow_drop), which soft_set_tag_range relies on when it starts a
- * first range from the slot's contents.
- */
-static int check_soft_page(tm_region *r, size_t pg, bool quiescent,
-			   tm_error *err)
-{
-	uint8_t *slot = tm_shadow_slot(&r->shadow, pg);
-
-	if (tm_abit_test(r->tagged, pg)) {
-		if (!slot)
-			return broken(r, pg, "tagged, but its shadow chunk is "
-				      "not allocated", err);
+	if (tm_abit_test(r->tagged, pg))
 		return 0;
-	}
-	if (!slot || slot_is_zero(r, slot))
-		return 0;
-	if (!quiescent && untagged_slot_settles(r, pg, slot))
-		return 0;
+	rc = r->m.read_tags(r->ctx, pg, 1, t, err);
+	if (rc)
+		return tm_error_wrap(err, rc, "region '%s': check: reading the "
+				     "tags of page %zu", r->name, pg);
 	for (size_t i = 0; i < r->packed_bytes; i++)
-		if (slot[i])
+		if (t[i] && !tm_abit_test(r->tagged, pg))
 			return tm_error_set(err, -EFAULT, "region '%s': "
 					    "invariant broken at page %zu (byte "
-					    "offset %#zx): untagged, but its "
-					    "shadow slot holds tag byte %#x at "
-					    "%zu (an untagged slot is all zero)",
+					    "offset %#zx): untagged, but the %s "
+					    "backend reads tag byte %#x at %zu "
+					    "(an untagged page reads zero tags)",
 					    r->name, pg, pg * r->page_size,
-					    slot[i], i);
+					    tm_region_backend_name(r), t[i], i);
 	return 0;
 }
 
+/* The backend's own view of page pg (backend.h check). */
+static int check_backend_page(tm_region *r, size_t pg, tm_error *err)
+{
+	tm_error e;
+	int rc;
+
+	if (!r->m.check)
+		return 0;
+	tm_error_clear(&e);
+	rc = r->m.check(r->ctx, pg, tm_abit_test(r->tagged, pg), &e);
+	if (!rc)
+		return 0;
+	return tm_error_set(err, rc, "region '%s': invariant broken at page "
+			    "%zu (byte offset %#zx): %s backend: %s", r->name,
+			    pg, pg * r->page_size, tm_region_backend_name(r),
+			    e.msg);
+}
+
+static int check_page_once(tm_region *r, size_t pg, tm_error *err)
+{
+	int rc = 0;
+
+	if (r->packed_bytes == 0 && tm_abit_test(r->tagged, pg))
+		return broken(r, pg, "tagged, but the region carries no "
+			      "metadata", err);
+	if (r->packed_bytes && (r->m.flags & TM_BACKEND_F_EXCLUSIVE_TAGS))
+		rc = check_untagged_reads_zero(r, pg, err);
+	return rc ? rc : check_backend_page(r, pg, err);
+}
+
+/*
+ * A page call racing the check may be between its steps (tags written, the
+ * tagged bit not yet set), which is legal for a moment only. A concurrent
+ * check therefore looks again for a while before it calls the state
+ * broken; a quiescent check (whole region) does not wait.
+ */
 static int check_page(tm_region *r, size_t pg, bool quiescent, tm_error *err)
 {
+	const struct timespec ms = { 0, 1000000 };
+	long long end = now_ns() + SETTLE_NS;
+	int rc;
+
 	if (pg >= r->npages)
 		return tm_error_set(err, -ERANGE, "region '%s': check: page "
 				    "%zu is outside the region (%zu pages)",
 				    r->name, pg, r->npages);
-	if (r->packed_bytes == 0 && tm_abit_test(r->tagged, pg))
-		return broken(r, pg, "tagged, but the region carries no "
-			      "metadata", err);
-	if (r->backend != TM_BACKEND_SOFT) {
-		if (r->shadow.chunks)
-			return broken(r, pg, "the mte backend has shadow "
-				      "chunks (its tags live in hardware)",
-				      err);
-		return 0;
-	}
-	if (r->packed_bytes)
-		return check_soft_page(r, pg, quiescent, err);
-	return 0;
+	while ((rc = check_page_once(r, pg, err)) == -EFAULT && !quiescent &&
+	       now_ns() < end)
+		nanosleep(&ms, NULL);
+	return rc;
 }
 
 int tm_region_check_pages(tm_region *r, size_t first, size_t last,
@@ -203,25 +202,19 @@ static int check_bitmaps(const tm_region *r, tm_error *err)
 	return rc;
 }
 
-/* The shadow table matches the region and counts its chunks right. */
-static int check_shadow(const tm_region *r, tm_error *err)
+/* The backend's region-wide state (backend.h check with TM_CHECK_ALL). */
+static int check_backend_all(tm_region *r, tm_error *err)
 {
-	const tm_shadow *s = &r->shadow;
-	size_t want = r->backend == TM_BACKEND_SOFT ? r->packed_bytes : 0;
-	size_t live = 0;
+	tm_error e;
+	int rc;
 
-	if (s->npages != r->npages || s->page_bytes != want ||
-	    (want && !s->chunks) || (!want && s->chunks))
-		return broken_region(r, "the shadow table does not match the "
-				     "region's pages or tag size", err);
-	for (size_t i = 0; s->chunks && i < s->nchunks; i++)
-		live += atomic_load(&s->chunks[i]) != NULL;
-	if (live != atomic_load(&s->live_chunks))
-		return tm_error_set(err, -EFAULT, "region '%s': invariant "
-				    "broken: %zu shadow chunks are allocated "
-				    "but %zu are counted", r->name, live,
-				    atomic_load(&s->live_chunks));
-	return 0;
+	if (!r->m.check)
+		return 0;
+	tm_error_clear(&e);
+	rc = r->m.check(r->ctx, TM_CHECK_ALL, false, &e);
+	return rc ? tm_error_set(err, rc, "region '%s': invariant broken: %s "
+				 "backend: %s", r->name,
+				 tm_region_backend_name(r), e.msg) : 0;
 }
 
 /*
@@ -239,9 +232,9 @@ static int check_modes(const tm_region *r, tm_error *err)
 	if (r->dirty && r->dirty->method == TM_DIRTY_AUTO)
 		return broken_region(r, "dirty tracking runs with method "
 				     "auto (it resolves at start)", err);
-	if (r->lazy && r->backend != TM_BACKEND_SOFT)
-		return broken_region(r, "lazy placement on a backend other "
-				     "than soft", err);
+	if (r->lazy && (!r->m.place || !r->map_base))
+		return broken_region(r, "lazy placement on a backend without "
+				     "place or mapping", err);
 	if (r->lazy)
 		want |= UFFDIO_REGISTER_MODE_MISSING;
 	if (r->dirty && r->dirty->method == TM_DIRTY_UFFD_WP)
@@ -264,7 +257,7 @@ int tm_region_check_invariants(tm_region *r, tm_error *err)
 	if (!rc)
 		rc = check_bitmaps(r, err);
 	if (!rc)
-		rc = check_shadow(r, err);
+		rc = check_backend_all(r, err);
 	if (!rc)
 		rc = check_modes(r, err);
 	for (size_t pg = 0; !rc && pg < r->npages; pg++)

@@ -27,39 +27,59 @@ const char *tm_dirty_method_name(enum tm_dirty_method m)
 	case TM_DIRTY_API: return "api";
 	case TM_DIRTY_UFFD_WP: return "uffd-wp";
 	case TM_DIRTY_SOFT_DIRTY: return "soft-dirty";
+	case TM_DIRTY_BACKEND: return "backend";
 	}
 	return "unknown";
+}
+
+static int start_backend(tm_region *r, tm_error *err)
+{
+	if (!r->m.dirty_start)
+		return tm_error_set(err, -ENOTSUP, "the %s backend has no dirty "
+				    "source of its own",
+				    tm_region_backend_name(r));
+	return r->m.dirty_start(r->ctx, err);
 }
 
 static int start_kernel(tm_region *r, tm_dirty *d, enum tm_dirty_method m,
 			tm_error *err)
 {
+	if (m == TM_DIRTY_BACKEND)
+		return start_backend(r, err);
 	if (m == TM_DIRTY_UFFD_WP)
 		return tm_dirty_uffd_start(r, d, err);
 	return tm_dirty_sd_start(r, d, err);
 }
 
-/* AUTO: the best kernel method that works here, else the API alone. */
+/* AUTO: the backend's source, else the best kernel method that works
+ * here, else the API alone; the note says why each one before was passed
+ * over (a backend without a source of its own is not worth a note). */
 static void start_auto(tm_region *r, tm_dirty *d)
 {
-	tm_error e1, e2;
+	static const enum tm_dirty_method order[] = {
+		TM_DIRTY_BACKEND, TM_DIRTY_UFFD_WP, TM_DIRTY_SOFT_DIRTY };
+	size_t used = 0;
 
-	tm_error_clear(&e1);
-	tm_error_clear(&e2);
-	if (start_kernel(r, d, TM_DIRTY_UFFD_WP, &e1) == 0) {
-		d->method = TM_DIRTY_UFFD_WP;
-		return;
-	}
-	if (start_kernel(r, d, TM_DIRTY_SOFT_DIRTY, &e2) == 0) {
-		d->method = TM_DIRTY_SOFT_DIRTY;
-		snprintf(d->note, sizeof(d->note), "uffd-wp unavailable: %.400s",
-			 e1.msg);
-		return;
+	for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
+		tm_error e;
+
+		tm_error_clear(&e);
+		if (start_kernel(r, d, order[i], &e) == 0) {
+			d->method = order[i];
+			return;
+		}
+		if (order[i] == TM_DIRTY_BACKEND && !r->m.dirty_start)
+			continue;
+		used += (size_t)snprintf(d->note + used, sizeof(d->note) - used,
+					 "%s%s unavailable: %.150s",
+					 used ? "; " : "",
+					 tm_dirty_method_name(order[i]), e.msg);
+		if (used >= sizeof(d->note))
+			used = sizeof(d->note) - 1;
 	}
 	d->method = TM_DIRTY_API;
-	snprintf(d->note, sizeof(d->note),
-		 "uffd-wp unavailable: %.200s; soft-dirty unavailable: %.200s; "
-		 "only writes through the API are tracked", e1.msg, e2.msg);
+	snprintf(d->note + used, sizeof(d->note) - used,
+		 "; only writes through the API are tracked");
 }
 
 int tm_region_dirty_start(tm_region *r, enum tm_dirty_method m, tm_error *err)
@@ -67,7 +87,7 @@ int tm_region_dirty_start(tm_region *r, enum tm_dirty_method m, tm_error *err)
 	tm_dirty *d;
 	int rc = 0;
 
-	if (m > TM_DIRTY_SOFT_DIRTY)
+	if (m > TM_DIRTY_BACKEND)
 		return tm_error_set(err, -EINVAL, "region '%s': unknown dirty "
 				    "method %d", r->name, (int)m);
 	if (r->dirty)
@@ -124,6 +144,8 @@ int tm_region_dirty_collect(tm_region *r, uint64_t *bitmap, tm_error *err)
 		rc = tm_dirty_uffd_collect(r, d, bitmap, err);
 	else if (d->method == TM_DIRTY_SOFT_DIRTY)
 		rc = tm_dirty_sd_collect(r, d, bitmap, err);
+	else if (d->method == TM_DIRTY_BACKEND)
+		rc = r->m.dirty_collect(r->ctx, bitmap, err);
 	collect_api(r, bitmap);
 	if (rc)
 		return tm_error_wrap(err, rc, "region '%s': dirty collect (%s)",
@@ -142,6 +164,8 @@ void tm_dirty_release(tm_region *r)
 		tm_dirty_uffd_stop(r, d);
 	else if (d->method == TM_DIRTY_SOFT_DIRTY)
 		tm_dirty_sd_stop(r, d);
+	else if (d->method == TM_DIRTY_BACKEND)
+		r->m.dirty_stop(r->ctx);
 	free(d);
 	r->dirty = NULL;
 }

@@ -56,7 +56,7 @@ static int harvest(tm_dirty *d)
 	for (size_t h = 0; h < nhost; h += PM_STEP) {
 		size_t n = nhost - h < PM_STEP ? nhost - h : PM_STEP;
 		int rc = read_entries(d->sd_pagemap_fd,
-				      (uintptr_t)r->base + h * host, n,
+				      (uintptr_t)r->map_base + h * host, n,
 				      d->sd_buf);
 
 		if (rc)
@@ -128,6 +128,10 @@ int tm_dirty_sd_start(tm_region *r, tm_dirty *d, tm_error *err)
 	int rc;
 
 	d->sd_region = r;
+	if (!r->map_base)
+		return tm_error_set(err, -ENOTSUP, "the %s backend has no mapping "
+				    "in this process for /proc/self/pagemap",
+				    tm_region_backend_name(r));
 	d->sd_pagemap_fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
 	if (d->sd_pagemap_fd < 0)
 		return tm_error_set(err, -ENOTSUP, "cannot open "

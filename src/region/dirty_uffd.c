@@ -23,7 +23,7 @@
 static int protect_all(tm_region *r, tm_error *err)
 {
 	struct uffdio_writeprotect wp = {
-		.range = { .start = (uintptr_t)r->base, .len = r->map_len },
+		.range = { .start = (uintptr_t)r->map_base, .len = r->map_len },
 		.mode = UFFDIO_WRITEPROTECT_MODE_WP,
 	};
 
@@ -75,7 +75,7 @@ fail:
 /* Mark the region pages covering host range [a, b). */
 static void mark(tm_region *r, uint64_t *bitmap, uint64_t a, uint64_t b)
 {
-	uintptr_t base = (uintptr_t)r->base;
+	uintptr_t base = (uintptr_t)r->map_base;
 	size_t first = (size_t)(a - base) >> r->page_shift;
 	size_t last = (size_t)(b - 1 - base) >> r->page_shift;
 
@@ -89,8 +89,8 @@ static int scan(tm_region *r, tm_dirty *d, uint64_t *bitmap, tm_error *err)
 	struct pm_scan_arg arg = {
 		.size = sizeof(arg),
 		.flags = PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC,
-		.start = (uintptr_t)r->base,
-		.end = (uintptr_t)r->base + r->map_len,
+		.start = (uintptr_t)r->map_base,
+		.end = (uintptr_t)r->map_base + r->map_len,
 		.vec = (uintptr_t)vec,
 		.vec_len = SCAN_VEC,
 		.category_mask = PAGE_IS_WRITTEN,
@@ -103,7 +103,7 @@ static int scan(tm_region *r, tm_dirty *d, uint64_t *bitmap, tm_error *err)
 		if (n < 0)
 			return tm_error_set(err, -errno, "PAGEMAP_SCAN of "
 					    "%p+%#zx failed: %s",
-					    (void *)r->base, r->map_len,
+					    (void *)r->map_base, r->map_len,
 					    strerror(errno));
 		for (int i = 0; bitmap && i < n; i++)
 			mark(r, bitmap, vec[i].start, vec[i].end);

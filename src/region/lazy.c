@@ -1,27 +1,28 @@
 /*
- * lazy.c - lazy placement through userfaultfd: pages of a soft region are
- * filled on first access by a callback, with their tags installed before
- * their data becomes visible.
+ * lazy.c - lazy placement through userfaultfd: pages of a region are
+ * filled on first access by a callback and placed by the backend so that
+ * their tags are in place before their data becomes visible.
  *
  * One fault thread per region reads missing-page faults from the region's
  * userfaultfd (uffd.c) and is the only caller of the fill callback. For a
- * fault on page pg it fills the page into a buffer allocated at start,
- * installs the shadow tags FIRST, and only then places the data with
- * UFFDIO_COPY, which maps the page and wakes the faulting threads: no
- * thread can see the data without its tags. When the fill fails nothing is
- * placed, the error is recorded, and the faulting thread gets SIGBUS
- * (BUS_ADRERR at the fault address), as Linux does for a failed swap-in.
+ * fault on page pg it fills the page into a buffer allocated at start and
+ * hands data and tags to the backend's place method (tagmem/backend.h),
+ * which maps the page and wakes the faulting threads only once data and
+ * tags are both there: soft writes the shadow tags, then UFFDIO_COPY; mte
+ * builds the page in a PROT_MTE staging page with STGP and UFFDIO_MOVEs it
+ * into place. When the fill fails nothing is placed, the error is
+ * recorded, and the faulting thread gets SIGBUS (BUS_ADRERR at the fault
+ * address), as Linux does for a failed swap-in.
  *
  * API calls on a missing page do not fault: calls that place a whole page
- * (write_page, zero_page) place it from the calling thread with
- * UFFDIO_COPY / UFFDIO_ZEROPAGE; calls that read or change part of a page
- * ask the fault thread to fetch it and wait, so a fill error comes back to
- * them as an error code instead of a signal.
+ * (write_page, zero_page) place it from the calling thread; calls that read
+ * or change part of a page ask the fault thread to fetch it and wait, so a
+ * fill error comes back to them as an error code instead of a signal.
  *
- * Placement of a page (tags, then data, then the present bit) happens under
- * one of a few striped mutexes, so a fault-thread fill and an API placement
- * of the same page cannot interleave their tags and data. Pages already
- * present never touch these locks.
+ * Placement of a page (tagged and present bits, then the backend's place)
+ * happens under one of a few striped mutexes, so a fault-thread fill and an
+ * API placement of the same page cannot interleave. Pages already present
+ * never touch these locks.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -32,6 +33,7 @@
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "region/uffd.h"
@@ -66,8 +68,7 @@ struct tm_lazy {
 	uint8_t *fill_data;             /* fault thread's page buffer */
 	uint8_t *fill_tags;
 	struct lazy_slot slots[LAZY_SLOTS];
-	uint8_t *staging;               /* LAZY_SLOTS + 2 pages, mmap'd */
-	uint8_t *zero;                  /* its last page, never written */
+	uint8_t *staging;               /* LAZY_SLOTS + 1 pages, mmap'd */
 	uint8_t *tag_bufs;
 	pthread_mutex_t stripe[LAZY_STRIPES];
 	pthread_mutex_t lock;           /* requests and the first error */
@@ -81,104 +82,72 @@ bool tm_lazy_active(const tm_region *r)
 	return r->lazy != NULL;
 }
 
-/* ---- placement (tags first, then data) ----------------------------- */
+/* ---- placement ------------------------------------------------------ */
 
-static int uffd_place(tm_region *r, size_t pg, const uint8_t *data,
-		      tm_error *err)
+/* Wake whoever waits on page pg (it is mapped). */
+static void wake_page(tm_region *r, size_t pg)
 {
-	uintptr_t dst = (uintptr_t)tm_region_page_addr(r, pg);
-	int fd = r->uffd->fd;
+	struct uffdio_range w = { .start = (uintptr_t)tm_region_map_addr(r, pg),
+				  .len = r->page_size };
 
-	if (data) {
-		struct uffdio_copy c = { .dst = dst, .src = (uintptr_t)data,
-					 .len = r->page_size };
-
-		if (ioctl(fd, UFFDIO_COPY, &c) == 0)
-			return 0;
-	} else {
-		struct uffdio_zeropage z = {
-			.range = { .start = dst, .len = r->page_size } };
-		struct uffdio_copy c = { .dst = dst,
-					 .src = (uintptr_t)r->lazy->zero,
-					 .len = r->page_size };
-
-		if (ioctl(fd, UFFDIO_ZEROPAGE, &z) == 0)
-			return 0;
-		/* With uffd-wp tracking on, an untouched page holds the
-		 * write-protect marker; UFFDIO_ZEROPAGE refuses it (EEXIST)
-		 * where UFFDIO_COPY accepts it, so copy zeros instead. An
-		 * EEXIST from the copy means the page really is mapped. */
-		if (errno == EEXIST && ioctl(fd, UFFDIO_COPY, &c) == 0)
-			return 0;
-	}
-	if (errno == EEXIST) {
-		/* Already mapped by a racing placement: make sure nobody is
-		 * left waiting on it. */
-		struct uffdio_range w = { .start = dst, .len = r->page_size };
-
-		ioctl(fd, UFFDIO_WAKE, &w);
-		return 1;
-	}
-	return tm_error_set(err, -errno, "region '%s': placing page %zu "
-			    "(byte offset %#zx) with %s failed: %s", r->name,
-			    pg, pg * r->page_size,
-			    data ? "UFFDIO_COPY" : "UFFDIO_ZEROPAGE",
-			    strerror(errno));
-}
-
-/* Tags of page pg as they are now, to put back if placement finds the
- * page already mapped. */
-struct saved_tags {
-	bool tagged;
-	uint8_t t[TM_PAGE_SIZE_MAX / 32];
-};
-
-static void save_tags(tm_region *r, size_t pg, struct saved_tags *s)
-{
-	s->tagged = tm_abit_test(r->tagged, pg);
-	if (s->tagged)
-		r->ops->get_tags(r, pg, s->t, NULL);
-}
-
-static void restore_tags(tm_region *r, size_t pg, const struct saved_tags *s)
-{
-	if (s->tagged)
-		r->ops->set_tags(r, pg, s->t, NULL);
-	else
-		r->ops->drop_tags(r, pg, 1);
+	ioctl(r->uffd->fd, UFFDIO_WAKE, &w);
 }
 
 /*
- * Place page pg unless it is already present: tags first (NULL: untagged),
- * then data (NULL: zero). Returns 0 placed, 1 was present, or -errno.
+ * The test hook TM_HOOK_WAKE_BEFORE_TAGS: what a wrong backend would do --
+ * map the data with zero tags, waking the faulting threads, and write the
+ * real tags a moment later. Tests must be able to see it.
+ */
+static int place_wrong_order(tm_region *r, size_t pg, const uint8_t *data,
+			     const uint8_t *tags, tm_error *err)
+{
+	const struct timespec d = { r->hook_delay_ms / 1000,
+				    (long)(r->hook_delay_ms % 1000) * 1000000 };
+	int rc = r->m.place(r->ctx, r->uffd->fd, pg, data, NULL, err);
+
+	if (rc || !tags)
+		return rc;
+	nanosleep(&d, NULL);
+	return r->m.write_tags(r->ctx, pg, 1, tags, err);
+}
+
+/*
+ * Place page pg unless it is already present: data (NULL: zero) and tags
+ * (NULL: untagged) through the backend. The tagged and present bits are set
+ * first, so a thread woken by the placement finds them already right, and
+ * put back if nothing was placed. Returns 0 placed, 1 was present (or found
+ * mapped after all, see scan_present), or -errno.
  */
 static int place(tm_region *r, size_t pg, const uint8_t *data,
 		 const uint8_t *tags, tm_error *err)
 {
 	struct tm_lazy *lz = r->lazy;
 	pthread_mutex_t *m = &lz->stripe[pg % LAZY_STRIPES];
-	struct saved_tags old;
+	bool was_tagged;
 	int rc = 1;
 
 	pthread_mutex_lock(m);
 	if (!tm_abit_test(r->present, pg)) {
-		save_tags(r, pg, &old);
-		if (tags && r->packed_bytes)
-			rc = r->ops->set_tags(r, pg, tags, err);
+		was_tagged = tm_abit_test(r->tagged, pg);
+		if (tags)
+			tm_abit_set(r->tagged, pg);
 		else
-			rc = (r->ops->drop_tags(r, pg, 1), 0);
-		/* Present before the data shows, so whoever sees the data sees
-		 * the page present; a thread that races in and faults on it in
-		 * between is woken again until UFFDIO_COPY lands. */
-		if (rc == 0) {
-			tm_abit_set(r->present, pg);
-			rc = uffd_place(r, pg, data, err);
-			if (rc < 0)
-				tm_abit_clear(r->present, pg);
-			/* Mapped after all (see scan_present): keep its tags. */
-			if (rc != 0)
-				restore_tags(r, pg, &old);
+			tm_abit_clear(r->tagged, pg);
+		tm_abit_set(r->present, pg);
+		if (r->test_hooks & TM_HOOK_WAKE_BEFORE_TAGS)
+			rc = place_wrong_order(r, pg, data, tags, err);
+		else
+			rc = r->m.place(r->ctx, r->uffd->fd, pg, data, tags, err);
+		if (rc == -EEXIST) {
+			wake_page(r, pg); /* nobody may be left waiting */
+			rc = 1;
+		} else if (rc < 0) {
+			tm_abit_clear(r->present, pg);
 		}
+		if (rc != 0 && was_tagged)
+			tm_abit_set(r->tagged, pg);
+		else if (rc != 0)
+			tm_abit_clear(r->tagged, pg);
 	}
 	pthread_mutex_unlock(m);
 	return rc;
@@ -200,9 +169,9 @@ int tm_lazy_place(tm_region *r, size_t pg, const void *data,
 	struct lazy_slot *s = slot_get(r->lazy);
 	int rc;
 
-	/* UFFDIO_COPY wants a page-aligned source; callers' buffers are not. */
+	/* place wants a page-aligned source; callers' buffers are not. */
 	memcpy(s->data, data, r->page_size);
-	if (tags && r->packed_bytes)
+	if (tags)
 		memcpy(s->tags, tags, r->packed_bytes);
 	rc = place(r, pg, s->data, tags ? s->tags : NULL, err);
 	atomic_flag_clear(&s->busy);
@@ -246,7 +215,8 @@ static int fill_and_place(struct tm_lazy *lz, size_t pg, tm_error *err)
 		record_error(lz, err->code, err);
 		return err->code;
 	}
-	return place(r, pg, lz->fill_data, tagged ? lz->fill_tags : NULL, err);
+	return place(r, pg, lz->fill_data,
+		     tagged && r->packed_bytes ? lz->fill_tags : NULL, err);
 }
 
 /*
@@ -274,21 +244,17 @@ static void handle_fault(struct tm_lazy *lz, const struct uffd_msg *msg)
 {
 	tm_region *r = lz->r;
 	uint64_t addr = msg->arg.pagefault.address;
-	size_t pg = (size_t)(addr - (uintptr_t)r->base) >> r->page_shift;
+	size_t pg = (size_t)(addr - (uintptr_t)r->map_base) >> r->page_shift;
 	tm_error err;
 	int rc;
 
-	if (addr < (uintptr_t)r->base || pg >= r->npages)
+	if (addr < (uintptr_t)r->map_base || pg >= r->npages)
 		return;
 	rc = fill_and_place(lz, pg, &err);
 	if (rc == 0)
 		atomic_fetch_add(&lz->faults, 1);
 	else if (rc == 1) {
-		struct uffdio_range w = {
-			.start = (uintptr_t)tm_region_page_addr(r, pg),
-			.len = r->page_size };
-
-		ioctl(r->uffd->fd, UFFDIO_WAKE, &w);
+		wake_page(r, pg);
 	} else {
 		sigbus_thread((pid_t)msg->arg.pagefault.feat.ptid, addr);
 	}
@@ -387,7 +353,7 @@ int tm_lazy_fetch(tm_region *r, size_t pg, tm_error *err)
  * on never-touched pages also read as "swapped" with the uffd-wp bit (57)
  * set. Those are missing. A swapped page that is also write-protected reads
  * the same; it is counted missing too, and placement then finds it mapped
- * (EEXIST) and keeps its tags (place()).
+ * (EEXIST: the backend leaves it as it was, place() keeps its bits).
  *
  * A region page larger than a host page that is only partly populated has
  * its other host pages read in now (zero pages), so each region page is
@@ -413,7 +379,7 @@ static int scan_present(tm_region *r, tm_error *err)
 		return tm_error_set(err, -ENOTSUP, "cannot open "
 				    "/proc/self/pagemap: %s", strerror(errno));
 	for (size_t pg = 0; pg < r->npages; pg++) {
-		uintptr_t a = (uintptr_t)tm_region_page_addr(r, pg);
+		uintptr_t a = (uintptr_t)tm_region_map_addr(r, pg);
 		size_t have = 0;
 
 		if (pread(fd, e, per * 8, (off_t)(a / host * 8)) !=
@@ -438,7 +404,7 @@ static int scan_present(tm_region *r, tm_error *err)
 static void lazy_free(struct tm_lazy *lz, size_t page_size)
 {
 	if (lz->staging)
-		munmap(lz->staging, (LAZY_SLOTS + 2) * page_size);
+		munmap(lz->staging, (LAZY_SLOTS + 1) * page_size);
 	free(lz->tag_bufs);
 	if (lz->wake_fd >= 0)
 		close(lz->wake_fd);
@@ -464,7 +430,7 @@ static struct tm_lazy *lazy_new(tm_region *r, tm_fill_fn fn, void *ctx)
 		pthread_mutex_init(&lz->stripe[i], NULL);
 	pthread_mutex_init(&lz->lock, NULL);
 	pthread_cond_init(&lz->cond, NULL);
-	lz->staging = mmap(NULL, (LAZY_SLOTS + 2) * r->page_size,
+	lz->staging = mmap(NULL, (LAZY_SLOTS + 1) * r->page_size,
 			   PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
 			   -1, 0);
 	lz->tag_bufs = calloc(LAZY_SLOTS + 1, tb);
@@ -480,7 +446,6 @@ static struct tm_lazy *lazy_new(tm_region *r, tm_fill_fn fn, void *ctx)
 		lz->slots[i].tags = lz->tag_bufs + i * tb;
 	}
 	lz->fill_data = lz->staging + LAZY_SLOTS * r->page_size;
-	lz->zero = lz->staging + (LAZY_SLOTS + 1) * r->page_size;
 	lz->fill_tags = lz->tag_bufs + LAZY_SLOTS * tb;
 	return lz;
 }
@@ -495,11 +460,11 @@ static int check_can_lazy(tm_region *r, tm_fill_fn fn, tm_error *err)
 	if (r->lazy)
 		return tm_error_set(err, -EBUSY, "region '%s': lazy placement "
 				    "is already running", r->name);
-	if (r->backend != TM_BACKEND_SOFT)
-		return tm_error_set(err, -ENOTSUP, "region '%s': lazy "
-				    "placement needs the soft backend: "
-				    "UFFDIO_COPY cannot place MTE tags with the "
-				    "data", r->name);
+	if (!r->m.place)
+		return tm_error_set(err, -ENOTSUP, "region '%s': the %s backend "
+				    "has no lazy placement (it cannot place a "
+				    "page with its tags)", r->name,
+				    tm_region_backend_name(r));
 	if (r->page_size % host)
 		return tm_error_set(err, -ENOTSUP, "region '%s': lazy "
 				    "placement needs pages that are a multiple "
@@ -512,6 +477,7 @@ int tm_region_lazy_start(tm_region *r, tm_fill_fn fn, void *ctx,
 {
 	struct tm_lazy *lz;
 	uint64_t had;
+	bool started;
 	int rc = check_can_lazy(r, fn, err);
 
 	if (!rc)
@@ -534,7 +500,11 @@ int tm_region_lazy_start(tm_region *r, tm_fill_fn fn, void *ctx,
 		return tm_error_set(err, -ENOMEM, "region '%s': lazy "
 				    "placement: out of memory", r->name);
 	}
-	rc = scan_present(r, err);
+	rc = r->m.place_start ? r->m.place_start(r->ctx, r->uffd->fd,
+						 r->uffd->features, err) : 0;
+	started = rc == 0;
+	if (!rc)
+		rc = scan_present(r, err);
 	if (!rc)
 		rc = tm_uffd_set_modes(r, had | UFFDIO_REGISTER_MODE_MISSING,
 				       err);
@@ -548,9 +518,12 @@ int tm_region_lazy_start(tm_region *r, tm_fill_fn fn, void *ctx,
 	}
 	if (rc) {
 		tm_uffd_set_modes(r, had, NULL);
+		if (started && r->m.place_stop)
+			r->m.place_stop(r->ctx);
 		lazy_free(lz, r->page_size);
-		return tm_error_wrap(err, rc, "region '%s': lazy placement",
-				     r->name);
+		return tm_error_wrap(err, rc, "region '%s': lazy placement (%s "
+				     "backend)", r->name,
+				     tm_region_backend_name(r));
 	}
 	return 0;
 }
@@ -570,6 +543,8 @@ void tm_lazy_release(tm_region *r)
 	 * sees an ordinary anonymous page (zero). */
 	tm_uffd_set_modes(r, r->uffd->modes & ~UFFDIO_REGISTER_MODE_MISSING,
 			  NULL);
+	if (r->m.place_stop)
+		r->m.place_stop(r->ctx);
 	r->lazy = NULL;
 	lazy_free(lz, r->page_size);
 }

@@ -1,9 +1,12 @@
 /*
- * region.c - the region core: creation, argument validation and the public
- * page/tag/byte calls, dispatched to a backend (soft or mte) through its
- * operations table. Every argument is validated here, once, and every error
- * names the region, the page and the byte offset; the backends trust what
- * they are given.
+ * region.c - the region core: creation (built-in backends and callers'
+ * tables, tagmem/backend.h), argument validation and the public
+ * page/tag/byte calls, dispatched to the backend through its methods. Every
+ * argument is validated here, once, and every error names the region, the
+ * page and the byte offset; the backends trust what they are given. Where a
+ * backend leaves an optional method out, the fallback is here (read_pages,
+ * write_pages, set_tag_range, discard), so no caller above the region needs
+ * to know what the backend can do.
  *
  * Per-page state shared by all backends lives in atomic bitmaps (tagged,
  * present, API-dirty), so the hot path takes no lock and allocates nothing.
@@ -24,6 +27,9 @@
 
 /* Largest packed tag block per page the core handles on its stack. */
 #define TM_REGION_PACKED_MAX 4096u
+
+/* Zeros for fallbacks that write zero data or tags through a backend. */
+static const uint8_t zero_page[TM_PAGE_SIZE_MAX];
 
 /* ---- geometry ----------------------------------------------------- */
 
@@ -85,11 +91,55 @@ static int check_config(const tm_region_config *cfg, tm_error *err)
 		return tm_error_set(err, -EINVAL,
 				    "region '%s': caller memory %p is not page "
 				    "aligned", name, cfg->addr);
-	if (cfg->backend != TM_BACKEND_SOFT && cfg->backend != TM_BACKEND_MTE)
-		return tm_error_set(err, -EINVAL,
-				    "region '%s': unknown backend %d", name,
-				    (int)cfg->backend);
 	return 0;
+}
+
+/* What a table must have for this geometry (backend.h "Required"). */
+static int check_methods(const char *name, const tm_backend_methods *m,
+			 bool tags, tm_error *err)
+{
+	const char *be = m->name ? m->name : "?";
+	int ndirty;
+
+	if (m->version < 1)
+		return tm_error_set(err, -EINVAL, "region '%s': backend '%s': "
+				    "version %d (need >= 1)", name, be,
+				    m->version);
+	if (!m->read_data || !m->write_data)
+		return tm_error_set(err, -EINVAL, "region '%s': backend '%s' "
+				    "lacks read_data/write_data", name, be);
+	if (tags && (!m->read_tags || !m->write_tags))
+		return tm_error_set(err, -EINVAL, "region '%s': backend '%s' "
+				    "lacks read_tags/write_tags, which a region "
+				    "with metadata needs", name, be);
+	ndirty = !!m->dirty_start + !!m->dirty_collect + !!m->dirty_stop;
+	if (ndirty != 0 && ndirty != 3)
+		return tm_error_set(err, -EINVAL, "region '%s': backend '%s' "
+				    "has only some of dirty_start/collect/stop",
+				    name, be);
+	if (m->place && !m->mapping)
+		return tm_error_set(err, -EINVAL, "region '%s': backend '%s' "
+				    "has place but no mapping to place into",
+				    name, be);
+	return 0;
+}
+
+/*
+ * The members of the versions the table has, the rest zero: from here on
+ * the core tests members for NULL and never looks at the version again. A
+ * version-2 header adds `case 1: return offsetof(tm_backend_methods,
+ * <first version-2 member>);`.
+ */
+static size_t methods_size(int version)
+{
+	(void)version;
+	return sizeof(tm_backend_methods);
+}
+
+static void methods_copy(tm_backend_methods *dst, const tm_backend_methods *src)
+{
+	memset(dst, 0, sizeof(*dst));
+	memcpy(dst, src, methods_size(src->version));
 }
 
 /* ---- create / destroy ------------------------------------------- */
@@ -109,7 +159,6 @@ static _Atomic uint64_t *bitmap_new(size_t nbits, bool ones)
 
 static void region_free(tm_region *r)
 {
-	tm_shadow_fini(&r->shadow);
 	free(r->tagged);
 	free(r->present);
 	free(r->api_dirty);
@@ -118,6 +167,7 @@ static void region_free(tm_region *r)
 
 static void fill_geometry(tm_region *r, const tm_region_config *cfg)
 {
+	snprintf(r->name, sizeof(r->name), "%s", cfg->name ? cfg->name : "");
 	r->geom = cfg->geom;
 	r->size = cfg->size;
 	r->page_size = cfg->geom.page_size;
@@ -129,12 +179,115 @@ static void fill_geometry(tm_region *r, const tm_region_config *cfg)
 	}
 }
 
-int tm_region_create(const tm_region_config *ucfg, tm_region **out,
+/* The region with its bitmaps, or NULL: out of memory. */
+static tm_region *region_alloc(const tm_region_config *cfg)
+{
+	tm_region *r = calloc(1, sizeof(*r));
+
+	if (!r)
+		return NULL;
+	fill_geometry(r, cfg);
+	atomic_init(&r->dirty_on, false);
+	r->tagged = bitmap_new(r->npages, false);
+	r->present = bitmap_new(r->npages, true);
+	r->api_dirty = bitmap_new(r->npages, false);
+	if (r->tagged && r->present && r->api_dirty)
+		return r;
+	region_free(r);
+	return NULL;
+}
+
+/* The backend's mapping, checked: page aligned and covering the region. */
+static int adopt_mapping(tm_region *r, tm_error *err)
+{
+	size_t host = (size_t)sysconf(_SC_PAGESIZE);
+	void *base = NULL;
+	size_t len = 0;
+	int rc;
+
+	if (!r->m.mapping)
+		return 0;
+	rc = r->m.mapping(r->ctx, &base, &len);
+	if (rc)
+		return tm_error_wrap(err, rc, "mapping");
+	if (!base || (uintptr_t)base % host || len % host ||
+	    len < (r->size + host - 1) / host * host)
+		return tm_error_set(err, -EINVAL, "mapping %p+%#zx is not host-"
+				    "page aligned or smaller than the region "
+				    "(%#zx bytes)", base, len, r->size);
+	r->map_base = base;
+	r->map_len = len;
+	return 0;
+}
+
+/* Pages the backend says are not resident start not present. */
+static int initial_state(tm_region *r, tm_error *err)
+{
+	uint8_t st[256];
+
+	for (size_t pg = 0; r->m.page_state && pg < r->npages;) {
+		size_t n = r->npages - pg < sizeof(st) ? r->npages - pg : sizeof(st);
+		int rc = r->m.page_state(r->ctx, pg, n, st, err);
+
+		if (rc)
+			return tm_error_wrap(err, rc, "page state of pages "
+					     "[%zu, +%zu)", pg, n);
+		for (size_t i = 0; i < n; i++)
+			if (!(st[i] & TM_PAGE_RESIDENT))
+				tm_abit_clear(r->present, pg + i);
+		pg += n;
+	}
+	return 0;
+}
+
+/*
+ * The one way a region comes to be: cfg already checked, ctx made. With
+ * own_ctx (a built-in backend) the ctx is the region's and detach frees it
+ * on any failure; a caller's ctx sees detach only after a successful attach.
+ */
+static int region_init(const tm_region_config *cfg, const tm_backend_methods *m,
+		       void *ctx, enum tm_backend be, bool own_ctx,
+		       tm_region **out, tm_error *err)
+{
+	tm_region *r = region_alloc(cfg);
+	bool attached = false;
+	int rc;
+
+	if (!r) {
+		if (own_ctx && m->detach)
+			m->detach(ctx);
+		return tm_error_set(err, -ENOMEM, "region '%s': out of memory "
+				    "for %zu pages of state",
+				    cfg->name ? cfg->name : "",
+				    cfg->size / cfg->geom.page_size);
+	}
+	methods_copy(&r->m, m);
+	r->ctx = ctx;
+	r->backend = be;
+	rc = r->m.attach ? r->m.attach(ctx, r, err) : 0;
+	attached = rc == 0;
+	if (!rc)
+		rc = adopt_mapping(r, err);
+	if (!rc)
+		rc = initial_state(r, err);
+	if (!rc) {
+		*out = r;
+		return 0;
+	}
+	if (m->detach && (own_ctx || attached))
+		m->detach(ctx);
+	tm_error_wrap(err, rc, "region '%s': %s backend", r->name,
+		      m->name ? m->name : "?");
+	region_free(r);
+	return rc;
+}
+
+int tm_region_create(const tm_region_config *cfg, tm_region **out,
 		     tm_error *err)
 {
-	tm_region_config copy;    /* the caller's, at this library's size */
-	const tm_region_config *cfg = &copy;
-	tm_region *r;
+	const char *name = cfg->name ? cfg->name : "";
+	const tm_backend_methods *m;
+	void *ctx = NULL;
 	int rc;
 
 	*out = NULL;
@@ -143,38 +296,55 @@ int tm_region_create(const tm_region_config *ucfg, tm_region **out,
 		rc = check_config(cfg, err);
 	if (rc)
 		return rc;
-	r = calloc(1, sizeof(*r));
-	if (!r)
-		return tm_error_set(err, -ENOMEM, "region '%s': out of memory",
-				    cfg->name ? cfg->name : "");
-	snprintf(r->name, sizeof(r->name), "%s", cfg->name ? cfg->name : "");
-	fill_geometry(r, cfg);
-	r->backend = cfg->backend;
-	r->ops = cfg->backend == TM_BACKEND_MTE ? &tm_backend_mte_ops
-						: &tm_backend_soft_ops;
-	atomic_init(&r->dirty_on, false);
-	r->tagged = bitmap_new(r->npages, false);
-	r->present = bitmap_new(r->npages, true);
-	r->api_dirty = bitmap_new(r->npages, false);
-	if (!r->tagged || !r->present || !r->api_dirty ||
-	    tm_shadow_init(&r->shadow, r->npages,
-			   r->backend == TM_BACKEND_SOFT ? r->packed_bytes : 0)) {
-		size_t npages = r->npages;
+	if (cfg->backend == TM_BACKEND_SOFT) {
+		m = &tm_soft_methods;
+		rc = tm_soft_new(cfg, &ctx, err);
+	} else if (cfg->backend == TM_BACKEND_MTE) {
+		m = &tm_mte_methods;
+		rc = tm_mte_new(cfg, &ctx, err);
+	} else {
+		return tm_error_set(err, -EINVAL, "region '%s': unknown backend "
+				    "%d%s", name, (int)cfg->backend,
+				    cfg->backend == TM_BACKEND_OTHER ?
+				    " (a caller's backend goes through "
+				    "tm_region_create_with)" : "");
+	}
+	if (rc)
+		return tm_error_wrap(err, rc, "region '%s': %s backend", name,
+				     m->name);
+	return region_init(cfg, m, ctx, cfg->backend, true, out, err);
+}
 
-		region_free(r);
-		return tm_error_set(err, -ENOMEM, "region '%s': out of memory "
-				    "for %zu pages of state",
-				    cfg->name ? cfg->name : "", npages);
-	}
-	rc = r->ops->open(r, cfg, err);
-	if (rc) {
-		tm_error_wrap(err, rc, "region '%s': %s backend", r->name,
-			      r->ops->name);
-		region_free(r);
+int tm_region_create_with(const tm_region_config *ucfg,
+			  const tm_backend_methods *methods, void *ctx,
+			  tm_region **out, tm_error *err)
+{
+	tm_region_config copy;    /* the caller's, at this library's size */
+	const tm_region_config *cfg = &copy;
+	const char *name;
+	int rc;
+
+	*out = NULL;
+	rc = TM_ABI_COPY_IN(tm_region_config, &copy, ucfg, err);
+	if (rc)
 		return rc;
+	name = cfg->name ? cfg->name : "";
+	if (!methods) {
+		tm_error_set(err, -EINVAL, "region '%s': no backend methods",
+			     name);
+		return -EINVAL;
 	}
-	*out = r;
-	return 0;
+	rc = check_config(cfg, err);
+	if (!rc && cfg->addr)
+		rc = tm_error_set(err, -EINVAL, "region '%s': caller memory "
+				  "(cfg->addr) is the backend's business with "
+				  "tm_region_create_with", name);
+	if (!rc)
+		rc = check_methods(name, methods, cfg->geom.kind != TM_META_NONE,
+				   err);
+	if (rc)
+		return rc;
+	return region_init(cfg, methods, ctx, TM_BACKEND_OTHER, false, out, err);
 }
 
 #ifdef TM_REGION_CHECKS
@@ -201,13 +371,20 @@ void tm_region_destroy(tm_region *r)
 #endif
 	tm_lazy_release(r);
 	tm_dirty_release(r);
-	r->ops->close(r);
+	if (r->m.detach)
+		r->m.detach(r->ctx);
 	region_free(r);
 }
 
 bool tm_mte_available(void)
 {
 	return tm_mte_hw_available();
+}
+
+void tm_region_test_hooks(tm_region *r, unsigned hooks, unsigned delay_ms)
+{
+	r->test_hooks = hooks;
+	r->hook_delay_ms = delay_ms;
 }
 
 /* ---- accessors ---------------------------------------------------- */
@@ -217,19 +394,35 @@ size_t tm_region_size(const tm_region *r) { return r->size; }
 size_t tm_region_npages(const tm_region *r) { return r->npages; }
 const tm_geom *tm_region_geom(const tm_region *r) { return &r->geom; }
 enum tm_backend tm_region_backend(const tm_region *r) { return r->backend; }
+void *tm_region_backend_ctx(const tm_region *r) { return r->ctx; }
+
+const char *tm_region_backend_name(const tm_region *r)
+{
+	return r->m.name ? r->m.name : "unnamed";
+}
 
 const char *tm_backend_name(enum tm_backend b)
 {
 	switch (b) {
 	case TM_BACKEND_SOFT: return "soft";
 	case TM_BACKEND_MTE: return "mte";
+	case TM_BACKEND_OTHER: return "other";
 	}
 	return "unknown";
 }
 
 void *tm_region_ptr(tm_region *r, size_t off)
 {
-	return off < r->size ? r->ops->ptr(r, off) : NULL;
+	if (off >= r->size)
+		return NULL;
+	if (r->m.ptr)
+		return r->m.ptr(r->ctx, off);
+	return r->m.direct ? r->m.direct(r->ctx, off) : NULL;
+}
+
+void *tm_region_direct(tm_region *r, size_t off)
+{
+	return off < r->size && r->m.direct ? r->m.direct(r->ctx, off) : NULL;
 }
 
 /* ---- validation --------------------------------------------------- */
@@ -270,7 +463,7 @@ static int backend_fail(const tm_region *r, int rc, const char *what,
 			size_t pg, tm_error *err)
 {
 	return tm_error_wrap(err, rc, "region '%s': %s backend: %s of page %zu "
-			     "(byte offset %#zx)", r->name, r->ops->name, what,
+			     "(byte offset %#zx)", r->name, tm_region_backend_name(r), what,
 			     pg, pg * r->page_size);
 }
 
@@ -323,6 +516,80 @@ static int after_change(tm_region *r, size_t first, size_t last, bool placed,
 #endif
 }
 
+/* ---- dispatch with the fallbacks for optional methods ------------ */
+
+/* Inlined: these wrappers sit on every page call's path. */
+#define TM_HOT static inline __attribute__((always_inline))
+
+/* Pages [pg, pg+n) whole; data or tags may be NULL (not both). */
+TM_HOT int be_read_pages(tm_region *r, size_t pg, size_t n, void *data,
+			 uint8_t *tags, tm_error *err)
+{
+	int rc = 0;
+
+	if (r->m.read_pages)
+		return r->m.read_pages(r->ctx, pg, n, data, tags, err);
+	if (data)
+		rc = r->m.read_data(r->ctx, (uint64_t)pg << r->page_shift, data,
+				    n << r->page_shift, err);
+	if (!rc && tags)
+		rc = r->m.read_tags(r->ctx, pg, n, tags, err);
+	return rc;
+}
+
+/* Page pg whole; data NULL: zeros, tags NULL: zero tags. Tags go first, so
+ * a reader that sees the new data finds the new tags. */
+TM_HOT int be_write_page(tm_region *r, size_t pg, const void *data,
+			 const uint8_t *tags, tm_error *err)
+{
+	int rc = 0;
+
+	if (r->m.write_pages)
+		return r->m.write_pages(r->ctx, pg, 1, data, tags, err);
+	if (r->packed_bytes)
+		rc = r->m.write_tags(r->ctx, pg, 1, tags ? tags : zero_page, err);
+	if (!rc)
+		rc = r->m.write_data(r->ctx, (uint64_t)pg << r->page_shift,
+				     data ? data : zero_page, r->page_size, err);
+	return rc;
+}
+
+/* Read-modify-write of one page's tags for a backend without
+ * set_tag_range; [off, off+len) lies inside one page. */
+static int be_set_tag_range(tm_region *r, size_t off, size_t len, uint8_t tag,
+			    tm_error *err)
+{
+	uint8_t t[TM_REGION_PACKED_MAX];
+	size_t pg = off >> r->page_shift;
+	size_t g0 = (off & (r->page_size - 1)) / r->geom.granule;
+	unsigned bits = r->geom.bits, per_byte = 8 / bits;
+	uint8_t mask = (uint8_t)((1u << bits) - 1);
+	int rc;
+
+	if (r->m.set_tag_range)
+		return r->m.set_tag_range(r->ctx, off, len, tag, err);
+	rc = r->m.read_tags(r->ctx, pg, 1, t, err);
+	for (size_t g = g0; !rc && g < g0 + len / r->geom.granule; g++) {
+		unsigned sh = (unsigned)(g % per_byte) * bits;
+
+		t[g / per_byte] = (uint8_t)((t[g / per_byte] & ~(mask << sh)) |
+					    ((tag & mask) << sh));
+	}
+	return rc ? rc : r->m.write_tags(r->ctx, pg, 1, t, err);
+}
+
+/* Tested first: a page rewritten in the same state costs a load, not a
+ * locked read-modify-write of a word other pages share. */
+static void set_tagged(tm_region *r, size_t pg, bool tagged)
+{
+	if (tm_abit_test(r->tagged, pg) == tagged)
+		return;
+	if (tagged)
+		tm_abit_set(r->tagged, pg);
+	else
+		tm_abit_clear(r->tagged, pg);
+}
+
 /* ---- whole pages -------------------------------------------------- */
 
 int tm_region_read_page(tm_region *r, size_t pg, void *data, uint8_t *tags,
@@ -334,23 +601,8 @@ int tm_region_read_page(tm_region *r, size_t pg, void *data, uint8_t *tags,
 		rc = ensure_present(r, pg, err);
 	if (rc)
 		return rc;
-	rc = r->ops->read_page(r, pg, data, r->packed_bytes ? tags : NULL, err);
+	rc = be_read_pages(r, pg, 1, data, r->packed_bytes ? tags : NULL, err);
 	return rc ? backend_fail(r, rc, "read", pg, err) : 0;
-}
-
-static int read_pages_each(tm_region *r, size_t pg, size_t n, uint8_t *data,
-			   uint8_t *tags, tm_error *err)
-{
-	for (size_t i = 0; i < n; i++) {
-		uint8_t *t = tags ? tags + i * r->packed_bytes : NULL;
-		/* data NULL: tags alone (the caller saw to it that t is set) */
-		int rc = data ? r->ops->read_page(r, pg + i, data + i * r->page_size, t, err)
-			      : r->ops->get_tags(r, pg + i, t, err);
-
-		if (rc)
-			return backend_fail(r, rc, "read", pg + i, err);
-	}
-	return 0;
 }
 
 int tm_region_read_pages(tm_region *r, size_t pg, size_t n, void *data,
@@ -365,9 +617,7 @@ int tm_region_read_pages(tm_region *r, size_t pg, size_t n, void *data,
 	tags = r->packed_bytes ? tags : NULL;
 	if (rc || n == 0 || (!data && !tags))
 		return rc;
-	if (!r->ops->read_pages)
-		return read_pages_each(r, pg, n, data, tags, err);
-	rc = r->ops->read_pages(r, pg, n, data, tags, err);
+	rc = be_read_pages(r, pg, n, data, tags, err);
 	return rc ? backend_fail(r, rc, "read", pg, err) : 0;
 }
 
@@ -385,14 +635,16 @@ int tm_region_write_page(tm_region *r, size_t pg, const void *data,
 
 	if (rc)
 		return rc;
+	tags = r->packed_bytes ? tags : NULL;
 	if (tm_lazy_active(r) && !tm_abit_test(r->present, pg)) {
 		rc = tm_lazy_place(r, pg, data, tags, err);
 		if (rc <= 0)
 			goto out;
 	}
-	rc = r->ops->write_page(r, pg, data, r->packed_bytes ? tags : NULL, err);
+	rc = be_write_page(r, pg, data, tags, err);
 	if (rc)
 		return backend_fail(r, rc, "write", pg, err);
+	set_tagged(r, pg, tags != NULL);
 	tm_abit_set(r->present, pg);
 out:
 	return rc ? rc : page_placed(r, pg, err);
@@ -409,9 +661,10 @@ int tm_region_zero_page(tm_region *r, size_t pg, tm_error *err)
 		if (rc <= 0)
 			goto out;
 	}
-	rc = r->ops->zero_page(r, pg, err);
+	rc = be_write_page(r, pg, NULL, NULL, err);
 	if (rc)
 		return backend_fail(r, rc, "zero", pg, err);
+	set_tagged(r, pg, false);
 	tm_abit_set(r->present, pg);
 out:
 	return rc ? rc : page_placed(r, pg, err);
@@ -442,7 +695,8 @@ int tm_region_get_tags(tm_region *r, size_t pg, enum tm_tag_format fmt,
 		rc = ensure_present(r, pg, err);
 	if (rc)
 		return rc;
-	rc = r->ops->get_tags(r, pg, fmt == TM_TAGS_PACKED ? out : packed, err);
+	rc = r->m.read_tags(r->ctx, pg, 1, fmt == TM_TAGS_PACKED ? out : packed,
+			    err);
 	if (rc)
 		return backend_fail(r, rc, "get tags", pg, err);
 	if (fmt == TM_TAGS_UNPACKED)
@@ -466,9 +720,11 @@ int tm_region_set_tags(tm_region *r, size_t pg, enum tm_tag_format fmt,
 		rc = ensure_present(r, pg, err);
 	if (rc)
 		return rc;
-	rc = r->ops->set_tags(r, pg, fmt == TM_TAGS_PACKED ? in : packed, err);
+	rc = r->m.write_tags(r->ctx, pg, 1, fmt == TM_TAGS_PACKED ? in : packed,
+			     err);
 	if (rc)
 		return backend_fail(r, rc, "set tags", pg, err);
+	set_tagged(r, pg, true);
 	tm_region_mark_dirty(r, pg, pg);
 	return after_change(r, pg, pg, false, err);
 }
@@ -504,9 +760,10 @@ int tm_region_set_tag_range(tm_region *r, size_t off, size_t len, uint8_t tag,
 		rc = ensure_present(r, pg, err);
 		if (rc)
 			return rc;
-		rc = r->ops->set_tag_range(r, off, n, tag, err);
+		rc = be_set_tag_range(r, off, n, tag, err);
 		if (rc)
 			return backend_fail(r, rc, "set tag range", pg, err);
+		set_tagged(r, pg, true);
 		tm_region_mark_dirty(r, pg, pg);
 		off += n;
 		len -= n;
@@ -538,7 +795,7 @@ int tm_region_write(tm_region *r, size_t off, const void *buf, size_t len,
 		rc = ensure_present_span(r, off, len, err);
 	if (rc || len == 0)
 		return rc;
-	rc = r->ops->write(r, off, buf, len, err);
+	rc = r->m.write_data(r->ctx, off, buf, len, err);
 	if (rc)
 		return backend_fail(r, rc, "write", off >> r->page_shift, err);
 	mark_present(r, off >> r->page_shift, (off + len - 1) >> r->page_shift);
@@ -557,7 +814,7 @@ int tm_region_read(tm_region *r, size_t off, void *buf, size_t len,
 		rc = ensure_present_span(r, off, len, err);
 	if (rc || len == 0)
 		return rc;
-	rc = r->ops->read(r, off, buf, len, err);
+	rc = r->m.read_data(r->ctx, off, buf, len, err);
 	return rc ? backend_fail(r, rc, "read", off >> r->page_shift, err) : 0;
 }
 
@@ -603,17 +860,29 @@ out:
  */
 #define TM_DISCARD_PIECE ((size_t)1 << 20)
 
-static int release_pages(tm_region *r, size_t pg, size_t n)
+int tm_release_range(uint8_t *a, size_t len)
 {
-	uint8_t *a = tm_region_page_addr(r, pg), *end = a + n * r->page_size;
+	uint8_t *end = a + len;
 
 	while (a < end) {
-		size_t len = (size_t)(end - a) < TM_DISCARD_PIECE ? (size_t)(end - a)
-								  : TM_DISCARD_PIECE;
+		size_t k = (size_t)(end - a) < TM_DISCARD_PIECE ? (size_t)(end - a)
+								: TM_DISCARD_PIECE;
 
-		if (madvise(a, len, MADV_DONTNEED))
+		if (madvise(a, k, MADV_DONTNEED))
 			return -errno;
-		a += len;
+		a += k;
+	}
+	return 0;
+}
+
+/* Without a discard method: zero data and tags page by page (resident). */
+static int discard_by_zeroing(tm_region *r, size_t pg, size_t n, tm_error *err)
+{
+	for (size_t i = 0; i < n; i++) {
+		int rc = be_write_page(r, pg + i, NULL, NULL, err);
+
+		if (rc)
+			return rc;
 	}
 	return 0;
 }
@@ -630,13 +899,14 @@ int tm_region_discard(tm_region *r, size_t pg, size_t n, tm_error *err)
 	if (rc)
 		return rc;
 	tm_abits_clear_range(r->present, pg, n);
-	r->ops->drop_tags(r, pg, n);
-	rc = release_pages(r, pg, n);
+	tm_abits_clear_range(r->tagged, pg, n);
+	rc = r->m.discard ? r->m.discard(r->ctx, pg, n, err)
+			  : discard_by_zeroing(r, pg, n, err);
 	if (rc)
-		return tm_error_set(err, rc,
-				    "region '%s': discard pages [%zu, +%zu) "
-				    "(byte offset %#zx): madvise: %s", r->name,
-				    pg, n, pg * r->page_size, strerror(-rc));
+		return tm_error_wrap(err, rc, "region '%s': %s backend: discard "
+				     "pages [%zu, +%zu) (byte offset %#zx)",
+				     r->name, tm_region_backend_name(r), pg, n,
+				     pg * r->page_size);
 	tm_region_mark_dirty(r, pg, pg + n - 1);
 	return after_change(r, pg, pg + n - 1, false, err);
 }

@@ -1,11 +1,12 @@
 /*
- * region_internal.h - the tm_region structure and the backend operations
- * table shared by the region core (region.c), the backends (backend_soft.c,
- * backend_mte.c), dirty tracking (dirty.c) and lazy placement (lazy.c).
+ * region_internal.h - the tm_region structure shared by the region core
+ * (region.c), dirty tracking (dirty*.c), lazy placement (lazy.c, uffd.c)
+ * and the checks (check.c), plus what the built-in backends share.
  *
  * The core validates every argument once (page index, offsets, granule
- * alignment) and names the region, page and byte offset in its errors; the
- * backends trust their arguments and only move bytes and tags.
+ * alignment) and names the region, page and byte offset in its errors; it
+ * reaches the memory only through the backend's methods (tagmem/backend.h),
+ * of which it keeps a private copy. Backends never see this structure.
  */
 #ifndef TM_REGION_INTERNAL_H
 #define TM_REGION_INTERNAL_H
@@ -16,58 +17,23 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "region/shadow.h"
+#include "tagmem/backend.h"
 #include "tagmem/region.h"
-
-/*
- * A backend moves data and tags; it never validates. Every function returns
- * 0 or a negative errno; where it can say more than the core it fills err
- * (the core then prefixes region/page context with tm_error_wrap).
- * Tags are always packed here: the core converts the unpacked format.
- */
-typedef struct tm_backend_ops {
-	const char *name;
-	/* Map or adopt the memory (r->base, r->map_len, r->owns_map). */
-	int (*open)(tm_region *r, const tm_region_config *cfg, tm_error *err);
-	void (*close)(tm_region *r);
-	void *(*ptr)(tm_region *r, size_t off);
-	/* tags NULL: data only */
-	int (*read_page)(tm_region *r, size_t pg, void *data, uint8_t *tags,
-			 tm_error *err);
-	/* Pages [pg, pg+n) at once, laid out as n read_page calls would;
-	 * data NULL: tags only. NULL: the core loops over read_page (or
-	 * get_tags, for tags only). */
-	int (*read_pages)(tm_region *r, size_t pg, size_t n, void *data,
-			  uint8_t *tags, tm_error *err);
-	/* tags NULL: the page's tags become zero */
-	int (*write_page)(tm_region *r, size_t pg, const void *data,
-			  const uint8_t *tags, tm_error *err);
-	int (*zero_page)(tm_region *r, size_t pg, tm_error *err);
-	int (*get_tags)(tm_region *r, size_t pg, uint8_t *packed,
-			tm_error *err);
-	int (*set_tags)(tm_region *r, size_t pg, const uint8_t *packed,
-			tm_error *err);
-	/* [off, off+len) lies inside one page, granule aligned */
-	int (*set_tag_range)(tm_region *r, size_t off, size_t len, uint8_t tag,
-			     tm_error *err);
-	int (*read)(tm_region *r, size_t off, void *buf, size_t len,
-		    tm_error *err);
-	int (*write)(tm_region *r, size_t off, const void *buf, size_t len,
-		     tm_error *err);
-	/* Forget the tags of pages [pg, pg+n) (discard): free or zero them. */
-	void (*drop_tags)(tm_region *r, size_t pg, size_t n);
-} tm_backend_ops;
-
-extern const tm_backend_ops tm_backend_soft_ops;
-extern const tm_backend_ops tm_backend_mte_ops;
 
 struct tm_lazy;   /* lazy.c */
 struct tm_uffd;   /* uffd.c */
 struct tm_dirty;  /* dirty.c */
 
+/* Test hooks (tm_region_test_hooks): deliberately wrong behaviour that a
+ * test must be able to catch. Never set outside tests. */
+#define TM_HOOK_WAKE_BEFORE_TAGS 0x1u  /* lazy: place the data with zero
+					  tags, wake, then write the tags */
+
 struct tm_region {
 	char name[TM_REGION_NAME_MAX];
-	const tm_backend_ops *ops;
+	tm_backend_methods m;   /* the backend's table, members of versions
+				   it lacks zeroed (region.c methods_copy) */
+	void *ctx;              /* the backend's state */
 	enum tm_backend backend;
 	tm_geom geom;
 	size_t size;
@@ -77,11 +43,11 @@ struct tm_region {
 	size_t packed_bytes;    /* per page; 0 without metadata */
 	unsigned page_shift;
 
-	uint8_t *base;          /* untagged address of the data */
-	size_t map_len;         /* bytes mapped (size rounded to host pages) */
-	bool owns_map;
+	/* The backend's mapping in this process (backend.h mapping), or
+	 * NULL: what userfaultfd and pagemap work on. */
+	uint8_t *map_base;
+	size_t map_len;
 
-	tm_shadow shadow;       /* soft backend's tags */
 	/* Per page: ever tagged (and not zeroed/discarded since); placed. */
 	_Atomic uint64_t *tagged;
 	_Atomic uint64_t *present;
@@ -89,14 +55,33 @@ struct tm_region {
 	_Atomic uint64_t *api_dirty;
 	atomic_bool dirty_on;
 
-	struct tm_dirty *dirty;  /* kernel dirty tracking, or NULL */
+	struct tm_dirty *dirty;  /* kernel or backend dirty tracking, or NULL */
 	struct tm_lazy *lazy;    /* lazy placement, or NULL */
 	struct tm_uffd *uffd;    /* the region's userfaultfd, shared by both */
 	/* First fill error since lazy_start; kept after lazy_stop. Written
 	 * by the fault thread under the lazy lock. */
 	int lazy_rc;
 	tm_error lazy_err;
+	unsigned test_hooks;     /* TM_HOOK_* */
+	unsigned hook_delay_ms;
 };
+
+/* Set test hooks (TM_HOOK_*) with the delay they use; for tests only, and
+ * like lazy_start it must not race other calls on the region. */
+void tm_region_test_hooks(tm_region *r, unsigned hooks, unsigned delay_ms);
+
+/* ---- the built-in backends (backend_soft.c, backend_mte.c) -------- */
+
+/* Make the state of a soft / mte backend for cfg (mapping the memory or
+ * adopting cfg->addr); the table's detach frees it. */
+int tm_soft_new(const tm_region_config *cfg, void **ctx, tm_error *err);
+extern const tm_backend_methods tm_soft_methods;
+int tm_mte_new(const tm_region_config *cfg, void **ctx, tm_error *err);
+extern const tm_backend_methods tm_mte_methods;
+
+/* MADV_DONTNEED over [a, a+len) in pieces that never free page tables
+ * (see region.c); 0 or -errno. For backends whose memory is a mapping. */
+int tm_release_range(uint8_t *a, size_t len);
 
 /* ---- helpers the parts share ------------------------------------ */
 
@@ -132,9 +117,10 @@ static inline void tm_abits_clear_range(_Atomic uint64_t *b, size_t i, size_t n)
 	}
 }
 
-static inline uint8_t *tm_region_page_addr(const tm_region *r, size_t pg)
+/* Address of page pg in the backend's mapping (map_base must be set). */
+static inline uint8_t *tm_region_map_addr(const tm_region *r, size_t pg)
 {
-	return r->base + (pg << r->page_shift);
+	return r->map_base + (pg << r->page_shift);
 }
 
 /* Mark pages [first, last] dirty (after the write they describe). */
@@ -150,9 +136,9 @@ static inline void tm_region_mark_dirty(tm_region *r, size_t first,
 /* dirty.c */
 void tm_dirty_release(tm_region *r);
 /*
- * lazy.c, while lazy placement is active: place a missing page (its tags
- * first, then its data with UFFDIO_COPY / UFFDIO_ZEROPAGE), or fetch it
- * through the fill callback in the calling thread. Return 0 when placed
+ * lazy.c, while lazy placement is active: place a missing page through the
+ * backend's place (never data before tags), or fetch it through the fill
+ * callback on the fault thread. Return 0 when placed
  * here, 1 when the page was already there (the caller then writes it the
  * ordinary way), or a negative errno.
  */
@@ -165,12 +151,13 @@ void tm_lazy_release(tm_region *r);
 
 /*
  * check.c: consistency of the region's bookkeeping (tagged/present/dirty
- * bitmaps, shadow chunks, dirty/lazy/userfaultfd state). Both return 0, or
+ * bitmaps, dirty/lazy/userfaultfd state) and, through the backend's check
+ * method, of the backend's own (the soft backend's shadow chunks). Both return 0, or
  * -EFAULT with a message naming the region, the page and the broken rule.
  *
  * tm_region_check_pages checks pages [first, last] only and may run while
  * other threads make page, tag and byte calls (it waits up to 2 s for a
- * writer caught between writing a shadow slot and setting the tagged bit);
+ * writer caught between writing the tags and setting the tagged bit);
  * placed: the pages were just placed whole and must be present.
  * tm_region_check_invariants checks the whole region and must not race
  * with any call on it (like destroy).

@@ -74,6 +74,10 @@ int tm_uffd_get(tm_region *r, tm_error *err)
 
 	if (r->uffd)
 		return 0;
+	if (!r->map_base)
+		return tm_error_set(err, -ENOTSUP, "the %s backend has no mapping "
+				    "in this process for userfaultfd",
+				    tm_region_backend_name(r));
 	/* Ask what the kernel offers on a probe descriptor (UFFDIO_API can
 	 * only be done once per descriptor), then open the real one. */
 	fd = open_raw();
@@ -89,7 +93,8 @@ int tm_uffd_get(tm_region *r, tm_error *err)
 	if (fd < 0)
 		return tm_error_set(err, -ENOTSUP, "userfaultfd unavailable: "
 				    "%s%s", strerror(-fd), why(fd));
-	rc = handshake(fd, offered & TM_UFFD_WANTED, &granted);
+	rc = handshake(fd, offered & (TM_UFFD_WANTED | r->m.uffd_features),
+		       &granted);
 	u = rc ? NULL : calloc(1, sizeof(*u));
 	if (!u) {
 		close(fd);
@@ -105,7 +110,7 @@ int tm_uffd_get(tm_region *r, tm_error *err)
 
 static int unregister(tm_region *r)
 {
-	struct uffdio_range rg = { .start = (uintptr_t)r->base,
+	struct uffdio_range rg = { .start = (uintptr_t)r->map_base,
 				   .len = r->map_len };
 
 	return ioctl(r->uffd->fd, UFFDIO_UNREGISTER, &rg) ? -errno : 0;
@@ -115,7 +120,7 @@ static int unregister(tm_region *r)
 static int unprotect(tm_region *r)
 {
 	struct uffdio_writeprotect wp = {
-		.range = { .start = (uintptr_t)r->base, .len = r->map_len },
+		.range = { .start = (uintptr_t)r->map_base, .len = r->map_len },
 		.mode = 0,
 	};
 
@@ -143,14 +148,14 @@ int tm_uffd_set_modes(tm_region *r, uint64_t modes, tm_error *err)
 	if (modes != u->modes) {
 		/* Re-registering with the same context replaces the modes. */
 		struct uffdio_register reg = {
-			.range = { .start = (uintptr_t)r->base,
+			.range = { .start = (uintptr_t)r->map_base,
 				   .len = r->map_len },
 			.mode = modes,
 		};
 
 		if (ioctl(u->fd, UFFDIO_REGISTER, &reg))
 			rc = tm_error_set(err, -errno, "UFFDIO_REGISTER of "
-					  "%p+%#zx failed: %s", (void *)r->base,
+					  "%p+%#zx failed: %s", (void *)r->map_base,
 					  r->map_len, strerror(errno));
 		else
 			u->modes = modes;

@@ -6,7 +6,8 @@
  *
  * Also the uapi constants and structures newer than the installed kernel
  * headers (Debian 12 ships 6.1 headers; PAGEMAP_SCAN and WP_ASYNC came in
- * 6.7), with values from Linux include/uapi/linux/{fs,userfaultfd}.h.
+ * 6.7, UFFDIO_MOVE in 6.8), with values from Linux
+ * include/uapi/linux/{fs,userfaultfd}.h.
  */
 #ifndef TM_REGION_UFFD_H
 #define TM_REGION_UFFD_H
@@ -26,6 +27,22 @@
 #endif
 #ifndef UFFD_FEATURE_WP_ASYNC
 #define UFFD_FEATURE_WP_ASYNC (1ull << 15)
+#endif
+#ifndef UFFD_FEATURE_MOVE
+#define UFFD_FEATURE_MOVE (1ull << 16)
+#endif
+#ifndef UFFDIO_MOVE
+/* Linux 6.8 (include/uapi/linux/userfaultfd.h) */
+struct uffdio_move {
+	uint64_t dst;
+	uint64_t src;
+	uint64_t len;
+#define UFFDIO_MOVE_MODE_DONTWAKE ((uint64_t)1 << 0)
+#define UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES ((uint64_t)1 << 1)
+	uint64_t mode;
+	int64_t move;       /* bytes moved, or -errno; written by the kernel */
+};
+#define UFFDIO_MOVE _IOWR(UFFDIO, 0x05, struct uffdio_move)
 #endif
 #ifndef USERFAULTFD_IOC_NEW
 #define USERFAULTFD_IOC_NEW _IO(0xAA, 0x00)
@@ -65,7 +82,9 @@ struct tm_uffd {
 };
 
 /* Open the region's userfaultfd if needed, with every feature tagmem can
- * use that the kernel offers. -ENOTSUP with the reason when unavailable. */
+ * use that the kernel offers (and those the backend's uffd_features asks
+ * for). -ENOTSUP with the reason when unavailable, or when the backend has
+ * no mapping in this process to register. */
 int tm_uffd_get(tm_region *r, tm_error *err);
 /* Set the registered modes of the region's mapping to `modes` (0: none;
  * the descriptor is closed when nothing uses it). */

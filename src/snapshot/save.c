@@ -6,9 +6,11 @@
  *
  * Several workers each take whole chunks; a chunk's bitmap bits are merged
  * with atomic ORs because small chunks (64 KiB pages) share bitmap words.
- * Soft regions are read in place through tm_region_ptr (the data goes from
- * the region straight to the file, O_DIRECT when possible); other backends
- * are copied page by page into the worker's buffer first.
+ * Regions whose backend has a direct pointer (tm_region_direct: plain
+ * memory, e.g. soft) are read in place (the data goes from the region
+ * straight to the file, O_DIRECT when possible); the others (mte's
+ * tag-checked memory, another process) are copied page by page into the
+ * worker's buffer first.
  */
 #include "snapshot/snapint.h"
 
@@ -33,7 +35,7 @@ struct save_job {
 };
 
 struct save_ws {
-	uint8_t *data;    /* copied pages (non-soft backends; zstd gather) */
+	uint8_t *data;    /* copied pages (no direct pointer; zstd gather) */
 	uint8_t *tags;    /* chunk's tags at k * tb (raw: written as is) */
 	uint8_t *tcat;    /* zstd: tags of tagged pages, in order */
 	uint8_t *blob;    /* zstd: compressed data + coded tags */
@@ -99,7 +101,7 @@ static int save_gather(struct save_job *J, struct save_ws *w, uint32_t ri,
 	const snap_layout *L = J->L;
 	size_t ps = L->geom.page_size, tb = tm_snap_tag_bytes(L);
 	bool tagged = L->regions[ri].flags & SNAP_REGION_TAGGED;
-	bool in_place = tm_region_backend(r) == TM_BACKEND_SOFT;
+	bool in_place = tm_region_direct(r, first * ps) != NULL;
 	int rc;
 
 	memset(w->dbits, 0, tm_bitmap_words(L->chunk_pages) * 8);
@@ -108,7 +110,7 @@ static int save_gather(struct save_job *J, struct save_ws *w, uint32_t ri,
 		uint8_t *t = w->tags + k * tb;
 
 		if (in_place) {
-			w->dptr[k] = tm_region_ptr(r, (first + k) * ps);
+			w->dptr[k] = tm_region_direct(r, (first + k) * ps);
 		} else {
 			rc = tm_region_read_page(r, first + k, w->data + k * ps, NULL, err);
 			if (rc)

@@ -11,6 +11,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 
+#include "region/backend_soft.h"
 #include "region/region_internal.h"
 #include "region/uffd.h"
 #include "region_test.h"
@@ -109,7 +110,7 @@ static void test_soft_mte_use_passes(void **state)
 	exercise(r);
 	assert_false(tm_region_page_tagged(r, 0));
 	/* zero_page and a partial discard keep chunk 0; 1 and 2 were freed */
-	assert_int_equal(tm_shadow_bytes(&r->shadow), 64 * r->packed_bytes);
+	assert_int_equal(tm_shadow_bytes(tm_soft_shadow(r)), 64 * r->packed_bytes);
 	tm_region_destroy(r); /* debug builds check the whole region here too */
 }
 
@@ -136,6 +137,34 @@ static void test_mte_backend_use_passes(void **state)
 	tm_region_destroy(r);
 }
 
+/* Caller backends pass too; the file backend's tags are exclusive, so an
+ * untagged page whose tags are set behind the core's back is caught (the
+ * same rule the soft shadow is held to, checked through read_tags). */
+static void test_caller_backends_checked(void **state)
+{
+	tm_region *r;
+	tb_ctx *c;
+	tm_error err;
+
+	(void)state;
+	for (int k = 0; k < 2; k++) {
+		assert_int_equal(tb_region(k ? TB_MEM : TB_FILE, "chk-caller",
+					   NP * PS, PS, &r, &c, &err), 0);
+		exercise(r);
+		ok(r);
+		if (k == 0) {
+			c->tags[12 * 256 + 40] = 0x6;   /* page 12 is untagged */
+			broken(r, "untagged", "page 12 ");
+			c->tags[12 * 256 + 40] = 0;
+			ok(r);
+		} else {
+			c->tags[12 * 128 + 40] = 0x6;   /* not exclusive: legal */
+			ok(r);
+		}
+		tb_region_destroy(r, c);
+	}
+}
+
 static void test_untagged_slot_with_tags_is_caught(void **state)
 {
 	tm_region *r = make("chk-slot", TM_META_MTE, 4, TM_BACKEND_SOFT, NP);
@@ -147,7 +176,7 @@ static void test_untagged_slot_with_tags_is_caught(void **state)
 	assert_int_equal(tm_region_set_tags(r, 5, TM_TAGS_PACKED, tags, NULL), 0);
 	assert_int_equal(tm_region_zero_page(r, 5, NULL), 0);
 	ok(r);
-	slot = tm_shadow_slot(&r->shadow, 5);
+	slot = tm_shadow_slot(tm_soft_shadow(r), 5);
 	assert_non_null(slot);
 	slot[7] = 0x30;    /* tags left behind on an untagged page */
 	broken(r, "untagged", "page 5 ");
@@ -180,9 +209,9 @@ static void test_region_state_corruption_is_caught(void **state)
 	tm_abit_set(r->api_dirty, NP + 3);
 	broken(r, "API-dirty bitmap", NULL);
 	tm_abit_clear(r->api_dirty, NP + 3);
-	atomic_fetch_add(&r->shadow.live_chunks, 1);
+	atomic_fetch_add(&tm_soft_shadow(r)->live_chunks, 1);
 	broken(r, "counted", NULL);
-	atomic_fetch_sub(&r->shadow.live_chunks, 1);
+	atomic_fetch_sub(&tm_soft_shadow(r)->live_chunks, 1);
 	atomic_store(&r->dirty_on, true);  /* without tracking started */
 	broken(r, "dirty_on", NULL);
 	atomic_store(&r->dirty_on, false);
@@ -322,6 +351,7 @@ int main(void)
 		cmocka_unit_test(test_soft_mte_use_passes),
 		cmocka_unit_test(test_other_geometries_pass),
 		cmocka_unit_test(test_mte_backend_use_passes),
+		cmocka_unit_test(test_caller_backends_checked),
 		cmocka_unit_test(test_untagged_slot_with_tags_is_caught),
 		cmocka_unit_test(test_tagged_page_without_chunk_is_caught),
 		cmocka_unit_test(test_region_state_corruption_is_caught),

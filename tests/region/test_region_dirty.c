@@ -2,12 +2,16 @@
  * test_region_dirty.c - dirty tracking, for every backend and every method
  * the host has: API writes of data and of tags (and nothing else) dirty a
  * page; collect fetches and clears; a page written between collects is
- * never lost (writer threads against a collector loop).
+ * never lost (writer threads against a collector loop). The caller backend
+ * "mem" has a dirty source of its own (TM_DIRTY_BACKEND, the shape of a
+ * VM's dirty log) that AUTO picks and that sees its "guest" writes; "file"
+ * has no mapping, so the kernel methods are refused for it, saying why.
  */
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 
+#include "region/mte_ops.h"
 #include "region_test.h"
 
 #define PS 4096u
@@ -87,8 +91,17 @@ static void test_auto_method(void **state)
 		      m == TM_DIRTY_UFFD_WP ? "" : ": ",
 		      tm_region_dirty_note(r));
 	assert_true(m != TM_DIRTY_AUTO);
-	if (m != TM_DIRTY_UFFD_WP)
+	if (m != TM_DIRTY_UFFD_WP && m != TM_DIRTY_BACKEND)
 		assert_true(strlen(tm_region_dirty_note(r)) > 0);
+	/* a backend's own source comes first; no mapping, no kernel method */
+	if (f->kind == RT_MEM)
+		assert_int_equal(m, TM_DIRTY_BACKEND);
+	if (f->kind == RT_FILE) {
+		assert_int_equal(m, TM_DIRTY_API);
+		assert_non_null(strstr(tm_region_dirty_note(r), "no mapping"));
+	}
+	if (f->kind == RT_SOFT || f->kind == RT_MTE)
+		assert_null(strstr(tm_region_dirty_note(r), "backend"));
 	tm_region_dirty_stop(r);
 }
 
@@ -118,6 +131,7 @@ struct race {
 	_Atomic uint32_t gen[NP];  /* generation last written per page */
 	unsigned seed;
 	bool via_ptr;              /* foreign stores instead of API calls */
+	tb_ctx *guest;             /* or a test-mem "guest" */
 };
 
 static void *writer(void *arg)
@@ -132,7 +146,10 @@ static void *writer(void *arg)
 		size_t pg = tm_rng_below(&rng, NP);
 		uint32_t g = ++n;
 
-		if (x->via_ptr) {
+		if (x->guest) {
+			tb_mem_guest_write(x->guest, pg * PS + 64, &g, 4,
+					   (int)(g & 0xF));
+		} else if (x->via_ptr) {
 			uint32_t *p = tm_region_ptr(x->r, pg * PS + 64);
 			__atomic_store_n(p, g, __ATOMIC_RELEASE);
 		} else if (tm_rng_below(&rng, 4) == 0) {
@@ -153,7 +170,8 @@ static void *writer(void *arg)
  * collect must leave every page's content equal to what the collector
  * recorded after reporting it.
  */
-static void never_lost(tm_region *r, enum tm_dirty_method m, bool via_ptr)
+static void never_lost_by(tm_region *r, enum tm_dirty_method m, bool via_ptr,
+			  tb_ctx *guest)
 {
 	static struct race x;
 	uint64_t bm[tm_bitmap_words(NP)];
@@ -165,6 +183,7 @@ static void never_lost(tm_region *r, enum tm_dirty_method m, bool via_ptr)
 	x.r = r;
 	x.seed = 77;
 	x.via_ptr = via_ptr;
+	x.guest = guest;
 	memset(seen, 0, sizeof(seen));
 	assert_int_equal(tm_region_dirty_start(r, m, &err), 0);
 	assert_int_equal(pthread_create(&t, NULL, writer, &x), 0);
@@ -198,6 +217,11 @@ static void never_lost(tm_region *r, enum tm_dirty_method m, bool via_ptr)
 		      reported);
 	assert_true(rounds > 3);
 	tm_region_dirty_stop(r);
+}
+
+static void never_lost(tm_region *r, enum tm_dirty_method m, bool via_ptr)
+{
+	never_lost_by(r, m, via_ptr, NULL);
 }
 
 static void test_never_lost_api(void **state)
@@ -256,6 +280,24 @@ static void *foreign_writer(void *arg)
 	return NULL;
 }
 
+/* The test-mem "guest": stores and tag changes the API never sees. */
+static void *guest_writer(void *arg)
+{
+	struct foreign *fw = arg;
+	tb_ctx *c = tm_region_backend_ctx(fw->r);
+
+	for (size_t i = 0; i < fw->n; i++) {
+		uint8_t v = (uint8_t)i;
+
+		if (i % 2)
+			tb_mem_guest_write(c, fw->pages[i] * PS + 100, &v, 1, -1);
+		else /* a tag-only change: the data stays what it is */
+			tb_mem_guest_write(c, fw->pages[i] * PS + 96,
+					   c->mem + fw->pages[i] * PS + 96, 16, 0x9);
+	}
+	return NULL;
+}
+
 /*
  * A writer thread that only does plain stores through tm_region_ptr is
  * caught by the kernel method, and exactly its pages are reported; a tag
@@ -275,7 +317,8 @@ static void foreign_caught(tm_region *r, enum tm_dirty_method m)
 	assert_int_equal(tm_region_write(r, 17 * PS, "abc", 3, &err), 0);
 	assert_int_equal(tm_region_dirty_start(r, m, &err), 0);
 	assert_int_equal(collect(r, bm), 0);
-	assert_int_equal(pthread_create(&t, NULL, foreign_writer, &fw), 0);
+	assert_int_equal(pthread_create(&t, NULL, m == TM_DIRTY_BACKEND ?
+					guest_writer : foreign_writer, &fw), 0);
 	pthread_join(t, NULL);
 	assert_int_equal(collect(r, bm), fw.n);
 	for (size_t i = 0; i < fw.n; i++)
@@ -304,6 +347,71 @@ static void test_soft_dirty_foreign(void **state)
 	foreign_caught(r, TM_DIRTY_SOFT_DIRTY);
 }
 
+/* The backend's own dirty source: the guest's writes (data-only and
+ * tag-only) are exactly what is reported; backends without one refuse. */
+static void test_backend_source_foreign(void **state)
+{
+	RT_REGION(state, f, r);
+	tm_error err;
+
+	if (f->kind != RT_MEM) {
+		tm_error_clear(&err);
+		assert_int_equal(tm_region_dirty_start(r, TM_DIRTY_BACKEND, &err),
+				 -ENOTSUP);
+		assert_non_null(strstr(err.msg, "no dirty source"));
+		return;
+	}
+	foreign_caught(r, TM_DIRTY_BACKEND);
+	assert_true(f->tb->calls[TB_DIRTY_COLLECT] > 0);
+}
+
+static void test_never_lost_backend_source(void **state)
+{
+	RT_REGION(state, f, r);
+	never_lost_by(r, TM_DIRTY_BACKEND, false, f->tb);
+}
+
+/* Without a mapping in this process the kernel methods are refused, and
+ * say why; AUTO falls back to the API (test_auto_method). */
+static void test_kernel_methods_need_mapping(void **state)
+{
+	RT_REGION(state, f, r);
+	tm_error err;
+
+	tm_error_clear(&err);
+	assert_int_equal(tm_region_dirty_start(r, TM_DIRTY_UFFD_WP, &err), -ENOTSUP);
+	assert_non_null(strstr(err.msg, "no mapping"));
+	assert_int_equal(tm_region_dirty_start(r, TM_DIRTY_SOFT_DIRTY, &err), -ENOTSUP);
+	assert_non_null(strstr(err.msg, "no mapping"));
+	assert_int_equal(tm_region_dirty_method(r), TM_DIRTY_AUTO); /* off */
+	assert_int_equal(tm_region_dirty_start(r, TM_DIRTY_API, &err), 0);
+	tm_region_dirty_stop(r);
+}
+
+/* mte: a tag-only store by the workload (STG, not through the API) is a
+ * write to the MMU, so uffd-wp reports the page; the data is unchanged. */
+static void test_uffd_wp_foreign_stg(void **state)
+{
+	RT_REGION(state, f, r);
+	uint64_t bm[tm_bitmap_words(NP)];
+	uint8_t before[64], after[64];
+	tm_error err;
+
+	start_or_skip(r, TM_DIRTY_UFFD_WP);
+	assert_int_equal(tm_region_write(r, 40 * PS, "data", 4, &err), 0);
+	assert_int_equal(tm_region_read(r, 40 * PS, before, sizeof(before), &err), 0);
+	assert_int_equal(tm_region_dirty_start(r, TM_DIRTY_UFFD_WP, &err), 0);
+	assert_int_equal(collect(r, bm), 0);
+	assert_int_equal(tm_mte_set_tag_range(r->map_base + 40 * PS + 32, 16, 0x7), 0);
+	assert_int_equal(collect(r, bm), 1);
+	assert_true(tm_bit_test(bm, 40));
+	assert_int_equal(tm_region_read(r, 40 * PS, after, sizeof(after), &err), 0);
+	assert_memory_equal(before, after, sizeof(after));
+	assert_int_equal(tm_mte_load_tag(r->map_base + 40 * PS + 32), 0x7);
+	assert_false(tm_region_page_tagged(r, 40)); /* foreign: the API did not */
+	tm_region_dirty_stop(r);
+}
+
 /* clear_refs is process-wide: a collect on one region must not lose the
  * pending writes of another. */
 static void test_soft_dirty_two_regions(void **state)
@@ -324,7 +432,7 @@ static void test_soft_dirty_two_regions(void **state)
 	assert_true(tm_bit_test(bm, 44));
 	assert_int_equal(collect(g.r, bm), 1); /* still reported */
 	assert_true(tm_bit_test(bm, 33));
-	tm_region_destroy(g.r);
+	rt_destroy(&g);
 	tm_region_dirty_stop(r);
 }
 
@@ -348,23 +456,27 @@ static void test_methods_side_by_side(void **state)
 	assert_true(tm_bit_test(bm, 6));
 	assert_int_equal(collect(r, bm), 1);
 	assert_true(tm_bit_test(bm, 5));
-	tm_region_destroy(g.r);
+	rt_destroy(&g);
 	tm_region_dirty_stop(r);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		RT_BOTH(test_api_method),
-		RT_BOTH(test_auto_method),
-		RT_BOTH(test_collect_without_start),
-		RT_BOTH(test_never_lost_api),
-		RT_BOTH(test_never_lost_uffd_wp_api),
-		RT_BOTH(test_never_lost_uffd_wp_foreign),
-		RT_BOTH(test_uffd_wp_foreign),
-		RT_BOTH(test_soft_dirty_foreign),
-		RT_BOTH(test_soft_dirty_two_regions),
-		RT_BOTH(test_methods_side_by_side),
+		RT_ALL(test_api_method),
+		RT_ALL(test_auto_method),
+		RT_ALL(test_collect_without_start),
+		RT_ALL(test_never_lost_api),
+		RT_MAPPED(test_never_lost_uffd_wp_api),
+		RT_MAPPED(test_never_lost_uffd_wp_foreign),
+		RT_MAPPED(test_uffd_wp_foreign),
+		RT_MAPPED(test_soft_dirty_foreign),
+		RT_TEST("mte", test_uffd_wp_foreign_stg, &rt_mte),
+		RT_ALL(test_backend_source_foreign),
+		RT_TEST("test-mem", test_never_lost_backend_source, &rt_mem),
+		RT_TEST("test-file", test_kernel_methods_need_mapping, &rt_file),
+		RT_MAPPED(test_soft_dirty_two_regions),
+		RT_MAPPED(test_methods_side_by_side),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -5,7 +5,12 @@
  * a failing fill gives the faulting thread SIGBUS (and API callers an
  * error) and places nothing, whole-page API writes place without filling,
  * discard makes a page fault again, and start/stop are clean.
- * Skipped, with the reason, where userfaultfd is unavailable (qemu-user).
+ *
+ * Every test runs for each backend with lazy placement: soft (shadow tags,
+ * UFFDIO_COPY), mte (STGP into a staging page, UFFDIO_MOVE; on a real
+ * arm64 kernel with MTE, i.e. make check-vm) and the caller backend "mem"
+ * of test_backend.h (tags into its array, UFFDIO_COPY). Skipped, with the
+ * reason, where userfaultfd is unavailable (qemu-user) or MTE is missing.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -14,6 +19,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include "region/backend_soft.h"
 #include "region_test.h"
 
 #define NP 64u
@@ -59,16 +65,24 @@ static int fill(void *ctx, tm_region *r, size_t pg, void *data, uint8_t *tags,
 }
 
 struct lz {
+	rt_fixture f;
 	tm_region *r;
 	struct src s;
 	uint8_t *want, *got;
 };
 
-static struct lz *lz_new(uint32_t ps)
+static void lz_free(struct lz *z)
+{
+	rt_destroy(&z->f);
+	free(z->want);
+	free(z->got);
+	free(z);
+}
+
+/* A region of the given backend with lazy placement on, or NULL (skip). */
+static struct lz *lz_new(enum rt_kind kind, uint32_t ps)
 {
 	struct lz *z = calloc(1, sizeof(*z));
-	tm_region_config cfg = { .name = "lazy", .size = NP * (size_t)ps,
-				 .geom = rt_geom_mte(ps) };
 	tm_error err;
 	int rc;
 
@@ -77,31 +91,45 @@ static struct lz *lz_new(uint32_t ps)
 	z->s.main_thread = pthread_self();
 	z->want = malloc(ps);
 	z->got = malloc(ps);
-	assert_int_equal(tm_region_create(&cfg, &z->r, &err), 0);
+	z->f = (rt_fixture){ .kind = kind, .page_size = ps, .npages = NP,
+			     .backend = kind == RT_SOFT ? TM_BACKEND_SOFT :
+					kind == RT_MTE ? TM_BACKEND_MTE :
+					TM_BACKEND_OTHER };
+	tm_error_clear(&err);
+	rc = rt_create(&z->f, "lazy", NULL, &err);
+	if (rc == -ENOTSUP) {
+		print_message("SKIP %s backend: %s\n", rt_kind_name(kind), err.msg);
+		free(z->want); free(z->got); free(z);
+		return NULL;
+	}
+	assert_int_equal(rc, 0);
+	z->r = z->f.r;
 	tm_error_clear(&err);
 	rc = tm_region_lazy_start(z->r, fill, &z->s, &err);
 	if (rc == -ENOTSUP) {
-		print_message("SKIP lazy placement unavailable here: %s\n", err.msg);
-		tm_region_destroy(z->r);
-		free(z->want); free(z->got); free(z);
+		print_message("SKIP lazy placement (%s) unavailable here: %s\n",
+			      rt_kind_name(kind), err.msg);
+		lz_free(z);
 		return NULL;
 	}
 	assert_int_equal(rc, 0);
 	return z;
 }
 
-static void lz_free(struct lz *z)
-{
-	tm_region_destroy(z->r);
-	free(z->want);
-	free(z->got);
-	free(z);
-}
+/* The backend kind a test runs for (cmocka initial state). */
+#define LZ_KIND(state) (*(const enum rt_kind *)*(state))
 
-#define LZ_OR_SKIP(z, ps)                 \
-	struct lz *z = lz_new(ps);        \
-	if (!z)                           \
+#define LZ_OR_SKIP(z, ps)                               \
+	struct lz *z = lz_new(LZ_KIND(state), ps);      \
+	if (!z)                                         \
 		skip()
+
+/* An untagged address in the mapping: touching it does not LDG first (as
+ * tm_region_ptr does on mte); the test threads run without tag checks. */
+static volatile uint8_t *raw(tm_region *r, size_t off)
+{
+	return r->map_base + off;
+}
 
 /* Data and tags of page pg are what the source says. */
 static void check_page(struct lz *z, size_t pg)
@@ -122,7 +150,6 @@ static void check_page(struct lz *z, size_t pg)
 
 static void test_fill_on_touch(void **state)
 {
-	(void)state;
 	LZ_OR_SKIP(z, 4096);
 	tm_region *r = z->r;
 	uint8_t t[128];
@@ -130,7 +157,8 @@ static void test_fill_on_touch(void **state)
 
 	for (size_t pg = 0; pg < NP; pg++)
 		assert_false(tm_region_page_present(r, pg));
-	/* direct access faults to the fault thread */
+	/* direct access faults to the fault thread (on mte, the LDG that
+	 * tm_region_ptr does to find the granule's tag is the access) */
 	volatile uint8_t *p = tm_region_ptr(r, 6 * 4096 + 10);
 	expect_data(4096, 6, z->want);
 	assert_int_equal(*p, z->want[10]);
@@ -154,7 +182,7 @@ static void test_fill_on_touch(void **state)
 	for (size_t pg = 0; pg < NP; pg++)
 		assert_int_equal(z->s.fills[pg], 1);
 	tm_region_config cfg = { .name = "eager", .size = NP * 4096,
-				 .geom = rt_geom_mte(4096) };
+				 .geom = rt_geom_mte(4096) }; /* soft */
 	tm_region *e;
 	assert_int_equal(tm_region_create(&cfg, &e, &err), 0);
 	for (size_t pg = 0; pg < NP; pg++) {
@@ -197,7 +225,7 @@ static void *touch_all(void *arg)
 	for (size_t i = 0; i < NP; i++) {
 		size_t pg = order[i];
 		uint8_t tg[2048], want[2048];
-		volatile uint8_t *p = tm_region_ptr(t->z->r, pg * ps + ps - 1);
+		volatile uint8_t *p = raw(t->z->r, pg * ps + ps - 1);
 		uint8_t v = *p; /* fault (or not) */
 
 		(void)v;
@@ -211,7 +239,7 @@ static void *touch_all(void *arg)
 	return NULL;
 }
 
-static void concurrent(uint32_t ps)
+static void concurrent(void **state, uint32_t ps)
 {
 	LZ_OR_SKIP(z, ps);
 	struct toucher t[6];
@@ -234,14 +262,12 @@ static void concurrent(uint32_t ps)
 
 static void test_concurrent_faults(void **state)
 {
-	(void)state;
-	concurrent(4096);
+	concurrent(state, 4096);
 }
 
 static void test_concurrent_faults_16k(void **state)
 {
-	(void)state;
-	concurrent(16384);
+	concurrent(state, 16384);
 }
 
 /* ---- a failing fill ------------------------------------------------ */
@@ -282,11 +308,10 @@ static void *touch_expect_bus(void *arg)
 
 static void test_fill_failure(void **state)
 {
-	(void)state;
 	LZ_OR_SKIP(z, 4096);
 	tm_region *r = z->r;
 	struct sigaction sa = { .sa_sigaction = on_bus, .sa_flags = SA_SIGINFO }, old;
-	struct bus_try b = { .p = tm_region_ptr(r, 7 * 4096 + 40) };
+	struct bus_try b = { .p = raw(r, 7 * 4096 + 40) };
 	pthread_t th;
 	tm_error err;
 
@@ -326,7 +351,6 @@ static void test_fill_failure(void **state)
 
 static void test_write_page_places_without_fill(void **state)
 {
-	(void)state;
 	LZ_OR_SKIP(z, 4096);
 	tm_region *r = z->r;
 	uint8_t data[4096], tags[128], out[4096], ot[128];
@@ -337,7 +361,7 @@ static void test_write_page_places_without_fill(void **state)
 	assert_int_equal(tm_region_write_page(r, 11, data + 0, tags, &err), 0);
 	assert_true(tm_region_page_present(r, 11));
 	assert_int_equal(z->s.fills[11], 0);
-	assert_int_equal(((volatile uint8_t *)tm_region_ptr(r, 11 * 4096))[5], 0x3C);
+	assert_int_equal(raw(r, 11 * 4096)[5], 0x3C);
 	assert_int_equal(tm_region_read_page(r, 11, out, ot, &err), 0);
 	assert_memory_equal(out, data, 4096);
 	assert_memory_equal(ot, tags, 128);
@@ -366,7 +390,6 @@ static void test_write_page_places_without_fill(void **state)
 
 static void test_discard_refaults(void **state)
 {
-	(void)state;
 	LZ_OR_SKIP(z, 4096);
 	tm_region *r = z->r;
 	uint8_t t[128];
@@ -382,7 +405,7 @@ static void test_discard_refaults(void **state)
 	assert_int_equal(tm_region_get_tags(r, 2, TM_TAGS_PACKED, t, &err), 0);
 	assert_int_equal(z->s.fills[2], 2);
 	check_page(z, 2);
-	(void)*(volatile uint8_t *)tm_region_ptr(r, 3 * 4096);
+	(void)*raw(r, 3 * 4096);
 	assert_int_equal(z->s.fills[3], 2);
 	check_page(z, 3);
 	lz_free(z);
@@ -404,7 +427,7 @@ static void test_discard_plain(void **state)
 	for (size_t pg = 0; pg < 8; pg++)
 		assert_int_equal(tm_region_write_page(r, pg, data, t, &err), 0);
 	assert_int_equal(tm_region_discard(r, 0, 8, &err), 0);
-	assert_int_equal(tm_shadow_bytes(&r->shadow), 0);
+	assert_int_equal(tm_shadow_bytes(tm_soft_shadow(r)), 0);
 	for (size_t pg = 0; pg < 8; pg++) {
 		assert_false(tm_region_page_present(r, pg));
 		assert_false(tm_region_page_tagged(r, pg));
@@ -423,7 +446,6 @@ static void test_discard_plain(void **state)
 
 static void test_start_stop(void **state)
 {
-	(void)state;
 	LZ_OR_SKIP(z, 4096);
 	tm_region *r = z->r;
 	tm_error err;
@@ -435,7 +457,7 @@ static void test_start_stop(void **state)
 	check_page(z, 1);
 	tm_region_lazy_stop(r);
 	/* after stop a missing page is an ordinary zero page (no hang) */
-	assert_int_equal(((volatile uint8_t *)tm_region_ptr(r, 30 * 4096))[0], 0);
+	assert_int_equal(raw(r, 30 * 4096)[0], 0);
 	assert_int_equal(z->s.fills[30], 0);
 	/* restart: present pages stay, missing ones fill */
 	for (int round = 0; round < 5; round++) {
@@ -450,29 +472,26 @@ static void test_start_stop(void **state)
 	lz_free(z);
 }
 
-static void test_mte_refused(void **state)
+/* A backend without place (or without a mapping) refuses, naming itself. */
+static void test_no_lazy_refused(void **state)
 {
-	tm_region_config cfg = { .name = "m", .size = 4096,
-				 .geom = rt_geom_mte(4096),
-				 .backend = TM_BACKEND_MTE };
 	tm_region *r;
+	tb_ctx *c;
 	tm_error err;
 
 	(void)state;
-	if (tm_region_create(&cfg, &r, &err) != 0) {
-		print_message("SKIP mte backend: %s\n", err.msg);
-		skip();
-	}
+	assert_int_equal(tb_region(TB_FILE, "f", 4 * 4096, 4096, &r, &c, &err), 0);
 	tm_error_clear(&err);
 	assert_int_equal(tm_region_lazy_start(r, fill, NULL, &err), -ENOTSUP);
-	assert_non_null(strstr(err.msg, "soft backend"));
-	tm_region_destroy(r);
+	assert_non_null(strstr(err.msg, "'f'"));
+	assert_non_null(strstr(err.msg, "test-file backend has no lazy placement"));
+	assert_int_equal(c->calls[TB_PLACE], 0);
+	tb_region_destroy(r, c);
 }
 
 /* Lazy placement and uffd-wp dirty tracking share one userfaultfd. */
 static void test_with_dirty_tracking(void **state)
 {
-	(void)state;
 	LZ_OR_SKIP(z, 4096);
 	tm_region *r = z->r;
 	uint64_t bm[1];
@@ -495,7 +514,7 @@ static void test_with_dirty_tracking(void **state)
 	bm[0] = 0;
 	assert_int_equal(tm_region_dirty_collect(r, bm, &err), 0);
 	assert_int_equal(bm[0], 0);
-	*(volatile uint8_t *)tm_region_ptr(r, 4 * 4096 + 9) = 1; /* foreign */
+	*raw(r, 4 * 4096 + 9) = 1; /* foreign */
 	assert_int_equal(tm_region_dirty_collect(r, bm, &err), 0);
 	assert_true(bm[0] == (1ull << 4));
 	/* Zeroing an untouched page, which carries the write-protect
@@ -503,26 +522,32 @@ static void test_with_dirty_tracking(void **state)
 	assert_false(tm_region_page_present(r, 6));
 	assert_int_equal(tm_region_zero_page(r, 6, &err), 0);
 	assert_true(tm_region_page_present(r, 6));
-	assert_int_equal(((volatile uint8_t *)tm_region_ptr(r, 6 * 4096))[100], 0);
+	assert_int_equal(raw(r, 6 * 4096)[100], 0);
 	assert_int_equal(z->s.fills[6], 0);
 	tm_region_lazy_stop(r);
 	tm_region_dirty_stop(r);
 	lz_free(z);
 }
 
+static const enum rt_kind k_soft = RT_SOFT, k_mte = RT_MTE, k_mem = RT_MEM;
+
+#define LZ_T(prefix, fn, k) { prefix "/" #fn, fn, NULL, NULL, (void *)&k }
+#define LZ_ALL(fn) LZ_T("soft", fn, k_soft), LZ_T("mte", fn, k_mte), \
+	LZ_T("test-mem", fn, k_mem)
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_fill_on_touch),
-		cmocka_unit_test(test_concurrent_faults),
-		cmocka_unit_test(test_concurrent_faults_16k),
-		cmocka_unit_test(test_fill_failure),
-		cmocka_unit_test(test_write_page_places_without_fill),
-		cmocka_unit_test(test_discard_refaults),
+		LZ_ALL(test_fill_on_touch),
+		LZ_ALL(test_concurrent_faults),
+		LZ_ALL(test_concurrent_faults_16k),
+		LZ_ALL(test_fill_failure),
+		LZ_ALL(test_write_page_places_without_fill),
+		LZ_ALL(test_discard_refaults),
 		cmocka_unit_test(test_discard_plain),
-		cmocka_unit_test(test_start_stop),
-		cmocka_unit_test(test_mte_refused),
-		cmocka_unit_test(test_with_dirty_tracking),
+		LZ_ALL(test_start_stop),
+		cmocka_unit_test(test_no_lazy_refused),
+		LZ_ALL(test_with_dirty_tracking),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

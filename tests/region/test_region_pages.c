@@ -1,6 +1,7 @@
 /*
  * test_region_pages.c - the page, tag and byte calls of a region, run
- * against every backend (soft, mte): round trips in both tag formats, the
+ * against every backend (soft, mte, and the caller backends "file" and
+ * "mem" of test_backend.h): round trips in both tag formats, the
  * "never tagged reads as zero" rule, zeroing, refusal of bad input before
  * anything is written, errors that name region/page/offset, and byte access
  * that keeps tags.
@@ -10,6 +11,7 @@
 #include <stdlib.h>
 #include <sys/mman.h>
 
+#include "region/backend_soft.h"
 #include "region/mte_ops.h"
 #include "region_test.h"
 
@@ -122,8 +124,8 @@ static void test_never_tagged_reads_zero(void **state)
 		for (size_t i = 0; i < sizeof(un); i++)
 			assert_int_equal(un[i], 0);
 	}
-	if (f->backend == TM_BACKEND_SOFT)
-		assert_int_equal(tm_shadow_bytes(&r->shadow), 0);
+	if (f->kind == RT_SOFT)
+		assert_int_equal(tm_shadow_bytes(tm_soft_shadow(r)), 0);
 }
 
 /* Soft: nothing is allocated for never-tagged pages, one chunk for a tagged
@@ -134,19 +136,15 @@ static void test_soft_shadow_lazy(void **state)
 	uint8_t tags[128];
 	tm_error err;
 
-	if (f->backend != TM_BACKEND_SOFT) {
-		print_message("SKIP: shadow storage exists only in the soft backend\n");
-		skip();
-	}
 	memset(tags, 0x31, sizeof(tags));
-	assert_int_equal(tm_shadow_bytes(&r->shadow), 0);
+	assert_int_equal(tm_shadow_bytes(tm_soft_shadow(r)), 0);
 	assert_int_equal(tm_region_set_tags(r, 70, TM_TAGS_PACKED, tags, &err), 0);
-	assert_int_equal(tm_shadow_bytes(&r->shadow), TM_SHADOW_CHUNK_PAGES * 128);
+	assert_int_equal(tm_shadow_bytes(tm_soft_shadow(r)), TM_SHADOW_CHUNK_PAGES * 128);
 	assert_int_equal(tm_region_set_tags(r, 3, TM_TAGS_PACKED, tags, &err), 0);
-	assert_int_equal(tm_shadow_bytes(&r->shadow), 2 * TM_SHADOW_CHUNK_PAGES * 128);
+	assert_int_equal(tm_shadow_bytes(tm_soft_shadow(r)), 2 * TM_SHADOW_CHUNK_PAGES * 128);
 	/* The last, partial chunk (pages 64..79) is freed by discarding it. */
 	assert_int_equal(tm_region_discard(r, 64, NP - 64, &err), 0);
-	assert_int_equal(tm_shadow_bytes(&r->shadow), TM_SHADOW_CHUNK_PAGES * 128);
+	assert_int_equal(tm_shadow_bytes(tm_soft_shadow(r)), TM_SHADOW_CHUNK_PAGES * 128);
 	assert_false(tm_region_page_tagged(r, 70));
 	/* Zeroing untags and leaves zero tags behind. */
 	assert_int_equal(tm_region_zero_page(r, 3, &err), 0);
@@ -326,12 +324,26 @@ static void test_bytes_keep_tags(void **state)
 	assert_int_equal(tm_region_read(r, 0, out, 0, &err), 0);
 }
 
-/* Stores through tm_region_ptr are what the API reads back. */
+/* Stores through tm_region_ptr are what the API reads back; the direct
+ * pointer exists exactly where the memory is plain (soft, mem). */
 static void test_ptr_direct_access(void **state)
 {
 	RT_REGION(state, f, r);
 	uint8_t out[32];
 	tm_error err;
+
+	if (f->kind == RT_SOFT || f->kind == RT_MEM) {
+		assert_non_null(tm_region_direct(r, 0));
+		assert_ptr_equal(tm_region_direct(r, 5 * PS + 3),
+				 (uint8_t *)tm_region_direct(r, 0) + 5 * PS + 3);
+		assert_null(tm_region_direct(r, NP * PS));
+	} else {
+		assert_null(tm_region_direct(r, 0));
+	}
+	if (f->kind == RT_FILE) { /* no pointer into another medium */
+		assert_null(tm_region_ptr(r, 30 * PS));
+		return;
+	}
 
 	/* mte: the pointer carries the granule's tag, so stores pass checks */
 	assert_int_equal(tm_region_set_tag_range(r, 30 * PS, 64, 0x6, &err), 0);
@@ -352,8 +364,12 @@ static void test_accessors(void **state)
 	assert_int_equal(tm_region_npages(r), NP);
 	assert_int_equal(tm_region_geom(r)->page_size, PS);
 	assert_int_equal(tm_region_backend(r), f->backend);
+	assert_string_equal(tm_region_backend_name(r), rt_kind_name(f->kind));
 	assert_string_equal(tm_backend_name(TM_BACKEND_SOFT), "soft");
 	assert_string_equal(tm_backend_name(TM_BACKEND_MTE), "mte");
+	assert_string_equal(tm_backend_name(TM_BACKEND_OTHER), "other");
+	if (f->tb)
+		assert_ptr_equal(tm_region_backend_ctx(r), f->tb);
 }
 
 /* Caller-provided memory: used in place and never unmapped by tagmem. */
@@ -367,7 +383,7 @@ static void test_caller_memory(void **state)
 
 	if (!f->r) {
 		print_message("SKIP %s backend: %s\n",
-			      tm_backend_name(f->backend), f->why);
+			      rt_kind_name(f->kind), f->why);
 		skip();
 	}
 	g.npages = 4;
@@ -441,10 +457,6 @@ static void test_mte_tag_checks(void **state)
 	uint8_t data[PS], tags[128], out[16];
 	tm_error err;
 
-	if (f->backend != TM_BACKEND_MTE) {
-		print_message("SKIP: hardware tag checks exist only in the mte backend\n");
-		skip();
-	}
 	assert_int_equal(tm_mte_enable_thread(), 0);
 	memset(data, 0x11, sizeof(data));
 	for (size_t i = 0; i < sizeof(tags); i++)
@@ -475,20 +487,21 @@ static void test_mte_tag_checks(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		RT_BOTH(test_write_read_page),
-		RT_BOTH(test_read_pages_matches),
-		RT_BOTH(test_never_tagged_reads_zero),
-		RT_BOTH(test_soft_shadow_lazy),
-		RT_BOTH(test_tags_packed_unpacked),
-		RT_BOTH(test_unpacked_refuses_high_bits),
-		RT_BOTH(test_set_tag_range),
-		RT_BOTH(test_zero_page),
-		RT_BOTH(test_errors_name_where),
-		RT_BOTH(test_bytes_keep_tags),
-		RT_BOTH(test_ptr_direct_access),
-		RT_BOTH(test_accessors),
-		RT_BOTH(test_caller_memory),
-		RT_BOTH(test_mte_tag_checks),
+		RT_ALL(test_write_read_page),
+		RT_ALL(test_read_pages_matches),
+		RT_ALL(test_never_tagged_reads_zero),
+		RT_TEST("soft", test_soft_shadow_lazy, &rt_soft),
+		RT_ALL(test_tags_packed_unpacked),
+		RT_ALL(test_unpacked_refuses_high_bits),
+		RT_ALL(test_set_tag_range),
+		RT_ALL(test_zero_page),
+		RT_ALL(test_errors_name_where),
+		RT_ALL(test_bytes_keep_tags),
+		RT_ALL(test_ptr_direct_access),
+		RT_ALL(test_accessors),
+		RT_TEST("soft", test_caller_memory, &rt_soft),
+		RT_TEST("mte", test_caller_memory, &rt_mte),
+		RT_TEST("mte", test_mte_tag_checks, &rt_mte),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
