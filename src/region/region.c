@@ -282,11 +282,13 @@ static int region_init(const tm_region_config *cfg, const tm_backend_methods *m,
 	return rc;
 }
 
-int tm_region_create(const tm_region_config *cfg, tm_region **out,
+int tm_region_create(const tm_region_config *ucfg, tm_region **out,
 		     tm_error *err)
 {
-	const char *name = cfg->name ? cfg->name : "";
+	tm_region_config copy;    /* the caller's, at this library's size */
+	const tm_region_config *cfg = &copy;
 	const tm_backend_methods *m;
+	const char *name;
 	void *ctx = NULL;
 	int rc;
 
@@ -296,6 +298,7 @@ int tm_region_create(const tm_region_config *cfg, tm_region **out,
 		rc = check_config(cfg, err);
 	if (rc)
 		return rc;
+	name = cfg->name ? cfg->name : "";
 	if (cfg->backend == TM_BACKEND_SOFT) {
 		m = &tm_soft_methods;
 		rc = tm_soft_new(cfg, &ctx, err);
