@@ -50,30 +50,39 @@ void tvm_config_default(struct tvm_config *c)
 
 /* ---- creation ------------------------------------------------------ */
 
-static int map_ram(struct tvm *vm, char *msg, size_t len)
+static int map_mem(enum tvm_mem kind, const char *path, size_t sz, int *fd,
+		   uint8_t **out, char *msg, size_t len)
 {
-	size_t sz = vm->cfg.ram_size;
 	int flags = MAP_SHARED;
+	void *p;
 
-	vm->mem_fd = -1;
-	if (vm->cfg.mem == TVM_MEM_MEMFD)
-		vm->mem_fd = memfd_create("tm-guest-ram", MFD_CLOEXEC);
-	else if (vm->cfg.mem == TVM_MEM_FILE)
-		vm->mem_fd = open(vm->cfg.mem_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	*fd = -1;
+	if (kind == TVM_MEM_MEMFD)
+		*fd = memfd_create("tm-guest-ram", MFD_CLOEXEC);
+	else if (kind == TVM_MEM_FILE)
+		*fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	else
 		flags |= MAP_ANONYMOUS;
-	if (vm->cfg.mem != TVM_MEM_SHARED_ANON &&
-	    (vm->mem_fd < 0 || ftruncate(vm->mem_fd, (off_t)sz)))
+	if (kind != TVM_MEM_SHARED_ANON && (*fd < 0 || ftruncate(*fd, (off_t)sz)))
 		return fail(msg, len, -errno, "guest RAM: %s: %s",
-			    vm->cfg.mem == TVM_MEM_FILE ? vm->cfg.mem_path : "memfd",
-			    strerror(errno));
-	vm->ram = mmap(NULL, sz, PROT_READ | PROT_WRITE, flags, vm->mem_fd, 0);
-	if (vm->ram == MAP_FAILED) {
-		vm->ram = NULL;
+			    kind == TVM_MEM_FILE ? path : "memfd", strerror(errno));
+	p = mmap(NULL, sz, PROT_READ | PROT_WRITE, flags, *fd, 0);
+	if (p == MAP_FAILED)
 		return fail(msg, len, -errno, "guest RAM: mmap of %zu bytes: %s", sz,
 			    strerror(errno));
-	}
+	*out = p;
 	return 0;
+}
+
+static int map_ram(struct tvm *vm, char *msg, size_t len)
+{
+	int rc = map_mem(vm->cfg.mem, vm->cfg.mem_path, vm->cfg.ram_size,
+			 &vm->mem_fd, &vm->ram, msg, len);
+
+	if (!rc && vm->cfg.extra_size)
+		rc = map_mem(vm->cfg.extra_mem, vm->cfg.extra_path,
+			     vm->cfg.extra_size, &vm->extra_fd, &vm->extra, msg, len);
+	return rc;
 }
 
 static int enable_cap(int fd, uint32_t cap, uint64_t arg0)
@@ -141,6 +150,24 @@ static int add_slot(struct tvm *vm, char *msg, size_t len)
 	return 0;
 }
 
+static int add_extra_slot(struct tvm *vm, char *msg, size_t len)
+{
+	struct kvm_userspace_memory_region m;
+
+	if (!vm->cfg.extra_size)
+		return 0;
+	memset(&m, 0, sizeof(m));
+	m.slot = 1;
+	m.guest_phys_addr = TVM_EXTRA_IPA;
+	m.memory_size = vm->cfg.extra_size;
+	m.userspace_addr = (uintptr_t)vm->extra;
+	if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &m))
+		return fail(msg, len, -errno, "KVM_SET_USER_MEMORY_REGION slot 1 at "
+			    "IPA %#llx (%zu bytes): %s", TVM_EXTRA_IPA,
+			    vm->cfg.extra_size, strerror(errno));
+	return 0;
+}
+
 int tvm_set_dirty_logging(struct tvm *vm, bool on)
 {
 	uint32_t f = on ? vm->slot_flags | KVM_MEM_LOG_DIRTY_PAGES
@@ -181,7 +208,7 @@ static void vm_init_fields(struct tvm *vm, const struct tvm_config *cfg)
 {
 	memset(vm, 0, sizeof(*vm));
 	vm->cfg = *cfg;
-	vm->kvm_fd = vm->vm_fd = vm->vcpu_fd = vm->mem_fd = -1;
+	vm->kvm_fd = vm->vm_fd = vm->vcpu_fd = vm->mem_fd = vm->extra_fd = -1;
 	pthread_mutex_init(&vm->lock, NULL);
 	pthread_cond_init(&vm->cv, NULL);
 }
@@ -208,6 +235,8 @@ int tvm_create(struct tvm *vm, const struct tvm_config *cfg, char *msg,
 		enable_manual_protect(vm);
 	if (!rc)
 		rc = add_slot(vm, msg, len);
+	if (!rc)
+		rc = add_extra_slot(vm, msg, len);
 	if (!rc && cfg->mte && cfg->mte_after_slot)
 		rc = enable_mte(vm, msg, len);
 	if (!rc)
@@ -619,12 +648,16 @@ void tvm_destroy(struct tvm *vm)
 		munmap(vm->run, vm->run_size);
 	if (vm->ram)
 		munmap(vm->ram, vm->cfg.ram_size);
+	if (vm->extra)
+		munmap(vm->extra, vm->cfg.extra_size);
 	for (int *fd = &vm->kvm_fd; fd <= &vm->mem_fd; fd++)
 		if (*fd >= 0)
 			close(*fd);
+	if (vm->extra_fd >= 0)
+		close(vm->extra_fd);
 	vm->run = NULL;
-	vm->ram = NULL;
-	vm->kvm_fd = vm->vm_fd = vm->vcpu_fd = vm->mem_fd = -1;
+	vm->ram = vm->extra = NULL;
+	vm->kvm_fd = vm->vm_fd = vm->vcpu_fd = vm->mem_fd = vm->extra_fd = -1;
 	pthread_mutex_destroy(&vm->lock);
 	pthread_cond_destroy(&vm->cv);
 }

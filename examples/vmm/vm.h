@@ -23,6 +23,8 @@
 
 #include "guest/proto.h"
 
+#define TVM_EXTRA_IPA 0x80000000ull
+
 enum tvm_mem {
 	TVM_MEM_MEMFD = 0,      /* memfd_create + MAP_SHARED (default) */
 	TVM_MEM_SHARED_ANON,    /* MAP_SHARED | MAP_ANONYMOUS */
@@ -42,6 +44,11 @@ struct tvm_config {
 	 * logs dirty pages, so a VM that receives tags (migration destination,
 	 * restore) runs without it; tvm_set_dirty_logging switches it later. */
 	bool dirty_log;
+	/* A second memslot (id 1 at TMV_EXTRA_IPA) the guest never touches,
+	 * of extra_mem memory (extra_path for TVM_MEM_FILE); 0: none. */
+	size_t extra_size;
+	enum tvm_mem extra_mem;
+	const char *extra_path;
 	uint64_t seed;          /* guest PRNG */
 	uint64_t poll;          /* guest operations between two polls */
 };
@@ -54,6 +61,8 @@ struct tvm {
 	struct kvm_run *run;
 	size_t run_size;
 	uint8_t *ram;           /* the VMM's mapping of guest RAM */
+	uint8_t *extra;         /* the second slot's mapping, or NULL */
+	int extra_fd;
 	uint32_t slot;          /* memslot id of RAM */
 	uint32_t slot_flags;    /* KVM_MEM_LOG_DIRTY_PAGES */
 	bool manual_protect;    /* KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2 enabled */

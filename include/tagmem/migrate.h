@@ -140,6 +140,8 @@ typedef struct tm_migrate_stats {
 	unsigned throttle_pct;      /* auto-converge throttle last applied */
 	bool verified;              /* digests compared and equal */
 	uint8_t digest[16];         /* this side's 128-bit digest (when verified) */
+	uint64_t bytes_tags;        /* source: encoded tag bytes in data packets
+				       (the tag sections as sent, after the codec) */
 } tm_migrate_stats;
 
 typedef struct tm_migrate_hooks {

@@ -42,6 +42,7 @@ typedef struct tm_chan_stats {
 	_Atomic uint64_t zero;
 	_Atomic uint64_t tag_only;
 	_Atomic uint64_t data;      /* page bytes represented */
+	_Atomic uint64_t tags;      /* encoded tag bytes sent */
 } tm_chan_stats;
 
 /* Source data channel. */

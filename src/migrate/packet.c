@@ -458,6 +458,7 @@ int tm_pkt_encode(tm_pkt_encoder *e, const tm_pkt_pages *p, unsigned chan,
 	if (rc)
 		return tm_error_wrap(err, rc, "channel %u: region '%s': encoding tags",
 				     chan, r->name);
+	e->tags_len = tags_len;
 	data = encode_data(e, r, p, &data_len, &codec);
 	tm_put32(f + PK_REGION, p->region);
 	tm_put32(f + PK_NORMAL, p->n_normal);

@@ -86,6 +86,7 @@ typedef struct tm_pkt_encoder {
 	uint8_t *zbuf;      /* compressed data */
 	size_t zcap;
 	void *cctx;         /* ZSTD_CCtx, with TM_FEAT_ZSTD */
+	size_t tags_len;    /* tag section of the last packet encoded */
 } tm_pkt_encoder;
 
 int tm_pkt_encoder_init(tm_pkt_encoder *e, const tm_pkt_session *s,

@@ -229,6 +229,7 @@ static int send_pages(tm_schan *c, const tm_job *j, tm_error *err)
 	c->seq++;
 	atomic_fetch_add(&c->st.bytes, total);
 	atomic_fetch_add(&c->st.packets, 1);
+	atomic_fetch_add(&c->st.tags, c->enc.tags_len);
 	atomic_fetch_add(&c->st.normal, p.n_normal);
 	atomic_fetch_add(&c->st.tag_only, p.n_tagonly);
 	atomic_fetch_add(&c->st.zero, p.n_zero);

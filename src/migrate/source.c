@@ -209,11 +209,12 @@ static void sum_stats(tm_migration *m)
 
 	st->bytes_wire = atomic_load(&m->ctrl_bytes);
 	st->bytes_data = st->pages_normal = st->pages_zero = 0;
-	st->pages_tag_only = st->packets = 0;
+	st->pages_tag_only = st->packets = st->bytes_tags = 0;
 	for (unsigned i = 0; m->sch && i < m->nchan; i++) {
 		tm_schan *c = &m->sch[i];
 
 		st->bytes_wire += atomic_load(&c->st.bytes);
+		st->bytes_tags += atomic_load(&c->st.tags);
 		st->bytes_data += atomic_load(&c->st.data);
 		st->pages_normal += atomic_load(&c->st.normal);
 		st->pages_zero += atomic_load(&c->st.zero);

@@ -39,6 +39,7 @@ static uint64_t prng_state;
 static uint8_t *data_base;
 static uint32_t *log_base;
 static uint64_t ngranules;
+static int have_mte;            /* MTE2: tags in memory (else data only) */
 
 /* The compiler may emit calls to these for struct copies. */
 void *memset(void *d, int c, size_t n)
@@ -173,6 +174,9 @@ static void one_op(void)
 	uint64_t g = (r % npages) * (PAGE / GRANULE) + ((r >> 32) & 0xF8);
 	unsigned run = 1 + ((r >> 40) & 7), kind = (unsigned)((r >> 48) % 3);
 
+	if (!have_mte)
+		kind = 2;       /* no tags: data-only stores through tag-0 pointers */
+
 	for (unsigned i = 0; i < run; i++) {
 		if (kind == 0)
 			op_data_tag(g + i);
@@ -203,7 +207,7 @@ static void check_granule(uint64_t g)
 {
 	uint8_t *p = data_base + g * GRANULE;
 	uint32_t e = log_base[g];
-	unsigned tag = e & 0xF, got = load_tag(p);
+	unsigned tag = e & 0xF, got = have_mte ? load_tag(p) : 0;
 	volatile uint64_t *q = with_tag(p, tag);
 	uint64_t d[2];
 
@@ -260,6 +264,7 @@ static void setup(uint64_t ram, uint64_t seed)
 	log_xor = 0;
 	rep.magic = TMV_REPORT_MAGIC;
 	rep.mte_level = (pfr1 >> 8) & 0xF;
+	have_mte = rep.mte_level >= 2;
 	rep.data_ipa = first;
 	rep.data_bytes = data;
 	rep.log_ipa = (uint64_t)(uintptr_t)log_base;

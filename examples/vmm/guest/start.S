@@ -19,6 +19,7 @@
 #define BLK_UXN     (1 << 54)
 
 #define MAIR_VALUE  0xFF00F0            /* attr0 Normal Tagged, attr1 Device-nGnRnE, attr2 Normal */
+#define MAIR_NOMTE  0xFF00FF            /* attr0 Normal: 0xF0 is reserved without MTE */
 #define TCR_VALUE   (25 | (1 << 8) | (1 << 10) | (3 << 12) | (1 << 23) | \
 		     (2 << 30) | (2 << 32) | (1 << 37))
 		    /* T0SZ 25 (39-bit VA, start at level 1), inner/outer WBWA,
@@ -37,12 +38,22 @@ _start:
 	mov	sp, x9
 	adr	x9, vectors
 	msr	vbar_el1, x9
+	/* A VM without KVM_CAP_ARM_MTE hides MTE (ID_AA64PFR1_EL1.MTE < 2):
+	 * then RAM is plain Normal memory and no tag register is touched. */
+	mrs	x22, id_aa64pfr1_el1
+	ubfx	x22, x22, #8, #4
+	ldr	x9, =MAIR_NOMTE
+	cmp	x22, #2
+	b.lo	5f
 	ldr	x9, =MAIR_VALUE
-	msr	mair_el1, x9
+5:	msr	mair_el1, x9
 	ldr	x9, =TCR_VALUE
 	msr	tcr_el1, x9
 	adr	x9, pt_l1
 	msr	ttbr0_el1, x9
+	ldr	x10, =(SCTLR_RES1 | 1 | (1 << 2) | (1 << 12))
+	cmp	x22, #2
+	b.lo	6f
 	/* Tag generation: exclude tag 0 so IRG always gives a non-zero tag;
 	 * RRND = 0 uses RGSR_EL1, seeded from the boot argument. */
 	mov	x9, #1
@@ -52,11 +63,11 @@ _start:
 	lsl	x9, x9, #8
 	msr	rgsr_el1, x9
 	msr	tfsr_el1, xzr
-	isb
+	ldr	x10, =SCTLR_VALUE
+6:	isb
 	tlbi	vmalle1
 	dsb	nsh
-	ldr	x9, =SCTLR_VALUE
-	msr	sctlr_el1, x9
+	msr	sctlr_el1, x10
 	isb
 	/* zero .bss with the MMU on (cacheable) */
 	ldr	x9, =__bss_start
