@@ -66,7 +66,10 @@
 extern "C" {
 #endif
 
+/* Grows by the rule of tagmem/api.h: struct_size = sizeof, or 0 for the
+ * 0.1 layout (ending at ctx). */
 typedef struct tm_kvm_slot {
+	uint32_t struct_size;
 	int vm_fd;                /* the VM (borrowed, kept open by the VMM) */
 	uint32_t slot;            /* memslot id as given to KVM (address space
 				     in bits 16-31, as KVM_SET_USER_MEMORY_REGION) */

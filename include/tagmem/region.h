@@ -176,6 +176,13 @@ TM_API int tm_region_set_tag_range(tm_region *r, size_t off, size_t len, uint8_t
  * instructions do not set it. False for pg out of range. */
 TM_API bool tm_region_page_tagged(const tm_region *r, size_t pg);
 
+/* Whether page pg may carry non-zero tags: tm_region_page_tagged, or the
+ * backend does not own its tags (no TM_BACKEND_F_EXCLUSIVE_TAGS: mte's
+ * workload and a kvm guest change them with STG behind tagmem's back).
+ * What a saver asks before it skips reading a page's tags: false only when
+ * the tags are known to be zero. False for pg out of range. */
+TM_API bool tm_region_page_may_be_tagged(const tm_region *r, size_t pg);
+
 /* ---- bytes ------------------------------------------------------- */
 
 /* Byte-granular data access through the API (never faults on mte; write

@@ -11,6 +11,7 @@
 #include "tagmem/tags.h"
 #include "tagmem/region.h"
 #include "tagmem/backend.h"
+#include "tagmem/kvm.h"
 #include "tagmem/migrate.h"
 #include "tagmem/snapshot.h"
 #include "tagmem/core.h"

@@ -31,6 +31,7 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include "common/abi.h"
 #include "tagmem/backend.h"
 #include "tagmem/kvm.h"
 #include "tagmem/tags.h"
@@ -588,10 +589,13 @@ static const tm_backend_methods kvm_methods = {
 	.dirty_stop = kvm_dirty_stop,
 };
 
-int tm_kvm_region_create(const char *name, const tm_kvm_slot *s,
+#define TM_ABI_MIN_tm_kvm_slot TM_ABI_END(tm_kvm_slot, ctx)
+
+int tm_kvm_region_create(const char *name, const tm_kvm_slot *user,
 			 const tm_geom *geom, tm_region **out, tm_error *err)
 {
 	size_t ps = (size_t)sysconf(_SC_PAGESIZE);
+	tm_kvm_slot slot, *s = &slot;
 	char defname[TM_REGION_NAME_MAX];
 	tm_region_config cfg;
 	tm_geom g;
@@ -599,7 +603,9 @@ int tm_kvm_region_create(const char *name, const tm_kvm_slot *s,
 	int rc;
 
 	*out = NULL;
-	rc = check_slot(s, ps, err);
+	rc = TM_ABI_COPY_IN(tm_kvm_slot, &slot, user, err);
+	if (!rc)
+		rc = check_slot(s, ps, err);
 	if (!rc && !geom)
 		rc = tm_geom_mte(&g, (uint32_t)ps, err);
 	if (!rc && geom)

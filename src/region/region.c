@@ -779,6 +779,13 @@ bool tm_region_page_tagged(const tm_region *r, size_t pg)
 	return pg < r->npages && tm_abit_test(r->tagged, pg);
 }
 
+bool tm_region_page_may_be_tagged(const tm_region *r, size_t pg)
+{
+	return pg < r->npages && r->packed_bytes &&
+	       (!(r->m.flags & TM_BACKEND_F_EXCLUSIVE_TAGS) ||
+		tm_abit_test(r->tagged, pg));
+}
+
 /* ---- bytes -------------------------------------------------------- */
 
 /* A byte write places the pages it touches (after a discard, say). */

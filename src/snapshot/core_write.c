@@ -277,7 +277,7 @@ static int write_tags(sfile *f, const struct core_plan *P, size_t i,
 	int rc = 0;
 
 	for (size_t pg = 0; pg < tm_region_npages(r) && !rc; pg++) {
-		if (tm_region_page_tagged(r, pg))
+		if (tm_region_page_may_be_tagged(r, pg))
 			rc = tm_region_get_tags(r, pg, TM_TAGS_PACKED, buf + fill * tb, err);
 		else
 			memset(buf + fill * tb, 0, tb);

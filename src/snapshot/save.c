@@ -117,7 +117,7 @@ static int save_gather(struct save_job *J, struct save_ws *w, uint32_t ri,
 				return rc;
 			w->dptr[k] = w->data + k * ps;
 		}
-		if (tagged && tm_region_page_tagged(r, first + k)) {
+		if (tagged && tm_region_page_may_be_tagged(r, first + k)) {
 			rc = tm_region_get_tags(r, first + k, TM_TAGS_PACKED, t, err);
 			if (rc)
 				return rc;

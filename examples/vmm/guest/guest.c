@@ -30,7 +30,7 @@
 #define GRANULE 16u
 #define PAGE 4096u
 
-register uint64_t log_xor asm("x28");
+register uint64_t log_xor __asm__("x28");
 
 extern char __image_end[];
 
@@ -66,7 +66,7 @@ static void mmio_write(uint64_t reg, uint64_t v)
 	volatile uint64_t *p = (volatile uint64_t *)(TMV_MMIO_IPA + reg);
 
 	/* a plain STR (no writeback) so the exit syndrome is valid */
-	asm volatile("str %0, [%1]" : : "r"(v), "r"(p) : "memory");
+	__asm__ volatile("str %0, [%1]" : : "r"(v), "r"(p) : "memory");
 }
 
 static uint64_t mmio_read(uint64_t reg)
@@ -74,7 +74,7 @@ static uint64_t mmio_read(uint64_t reg)
 	volatile uint64_t *p = (volatile uint64_t *)(TMV_MMIO_IPA + reg);
 	uint64_t v;
 
-	asm volatile("ldr %0, [%1]" : "=r"(v) : "r"(p) : "memory");
+	__asm__ volatile("ldr %0, [%1]" : "=r"(v) : "r"(p) : "memory");
 	return v;
 }
 
@@ -115,7 +115,7 @@ static void *new_tag(void *p, unsigned old)
 {
 	void *q;
 
-	asm volatile("irg %0, %1, %2" : "=r"(q) : "r"(p), "r"((uint64_t)1 << old));
+	__asm__ volatile("irg %0, %1, %2" : "=r"(q) : "r"(p), "r"((uint64_t)1 << old));
 	return q;
 }
 
@@ -123,7 +123,7 @@ static unsigned load_tag(const void *p)
 {
 	const void *q = p;
 
-	asm volatile("ldg %0, [%1]" : "+r"(q) : "r"(p) : "memory");
+	__asm__ volatile("ldg %0, [%1]" : "+r"(q) : "r"(p) : "memory");
 	return tag_of(q);
 }
 
@@ -141,7 +141,7 @@ static void op_data_tag(uint64_t g)
 	uint64_t d[2];
 
 	granule_data(g, seq, d);
-	asm volatile("stgp %0, %1, [%2]" : : "r"(d[0]), "r"(d[1]), "r"(t) : "memory");
+	__asm__ volatile("stgp %0, %1, [%2]" : : "r"(d[0]), "r"(d[1]), "r"(t) : "memory");
 	log_set(g, (seq << 4) | tag_of(t));
 }
 
@@ -150,7 +150,7 @@ static void op_tag_only(uint64_t g)
 	uint8_t *p = data_base + g * GRANULE;
 	void *t = new_tag(p, log_base[g] & 0xF);
 
-	asm volatile("stg %0, [%0]" : : "r"(t) : "memory");
+	__asm__ volatile("stg %0, [%0]" : : "r"(t) : "memory");
 	log_set(g, (log_base[g] & ~0xFu) | tag_of(t));
 }
 
@@ -256,7 +256,7 @@ static void setup(uint64_t ram, uint64_t seed)
 	uint64_t data = (room / 5 * 4) & ~(uint64_t)(PAGE - 1);
 	uint64_t pfr1;
 
-	asm volatile("mrs %0, id_aa64pfr1_el1" : "=r"(pfr1));
+	__asm__ volatile("mrs %0, id_aa64pfr1_el1" : "=r"(pfr1));
 	data_base = (uint8_t *)(uintptr_t)first;
 	log_base = (uint32_t *)(uintptr_t)(first + data);
 	ngranules = data / GRANULE;
