@@ -65,6 +65,17 @@ check-fuzz: build-fuzz/build.ninja
 demo: all
 	./build/tools/tagmem demo
 
+# Boots the test VM (scripts/vm/run-in-vm: arm64 6.12 with MTE, nested KVM)
+# and, in it, live-migrates the running MTE guest of examples/vmm from one
+# tm-vmm process to another, then snapshots it and restores it into a fresh
+# one: one JSON object per step (verified, downtime_ms, total_ms, pages,
+# tag_bytes_wire; docs/parts/kvm.md). Fails unless both steps verified.
+demo-kvm: build-aarch64/build.ninja
+	$(MESON) configure build-aarch64 -Dfull=true
+	$(NINJA) -C build-aarch64 examples/vmm/tm-vmm examples/vmm/tm-guest.elf
+	./scripts/vm/run-in-vm --kvm --timeout 600 build-aarch64 -- sh -c \
+	  'examples/vmm/tm-vmm migrate-demo; a=$$?; examples/vmm/tm-vmm snapshot-demo /tmp/tm-demo.snap; b=$$?; exit $$((a | b))'
+
 # Every benchmark, one JSON object per line (each measures its own baseline
 # in the same run; see docs/BENCHMARKS.md).
 BENCHES ?= tags migrate swap snapshot storage
