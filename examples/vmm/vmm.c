@@ -425,8 +425,10 @@ static int cmd_migrate_demo(const struct opts *o)
 	bool ok;
 
 	migrate_once(o, o->ram, &r);
+	/* the guest verified on the destination, tagmem's digests matched,
+	 * and tags did travel (a migration without tag bytes moved none) */
 	ok = r.rc == 0 && r.dest_rc == 0 && strstr(r.dest, "\"verified\":true") &&
-	     r.st.verified;
+	     r.st.verified && r.st.bytes_tags > 0 && pages_of(&r.st) > 0;
 	printf("{\"step\":\"migrate\",\"verified\":%s,\"downtime_ms\":%" PRIu64
 	       ",\"total_ms\":%" PRIu64 ",\"pages\":%" PRIu64 ",\"tag_bytes_wire\":%"
 	       PRIu64 ",\"bytes_wire\":%" PRIu64 ",\"iterations\":%u,\"channels\":%u"
@@ -530,7 +532,8 @@ static int cmd_snapshot_demo(const struct opts *o, const char *path)
 		pid = spawn(o, argv, &out);
 	if (pid > 0)
 		crc = reap(pid, out, child, sizeof(child));
-	ok = rc == 0 && crc == 0 && strstr(child, "\"verified\":true");
+	ok = rc == 0 && crc == 0 && strstr(child, "\"verified\":true") &&
+	     st.tagged_pages > 0;
 	printf("{\"step\":\"snapshot\",\"verified\":%s,\"downtime_ms\":%" PRIu64
 	       ",\"total_ms\":%" PRIu64 ",\"pages\":%" PRIu64 ",\"tag_bytes_wire\":%"
 	       PRIu64 ",\"file_bytes\":%" PRIu64 ",\"tagged_pages\":%" PRIu64
