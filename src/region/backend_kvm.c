@@ -348,12 +348,35 @@ static bool kernel_at_least(int major, int minor)
 	       (a > major || (a == major && b >= minor));
 }
 
+/* The file system type of device maj:min from /proc/self/mountinfo
+ * ("36 25 0:32 / /tmp rw - tmpfs tmpfs rw"), for files that cannot be
+ * opened again (unlinked files on 9p, say); "" when no mount has it. */
+static void fs_type_of(unsigned maj, unsigned min, char *out, size_t len)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	char line[1024];
+
+	snprintf(out, len, "%s", "");
+	while (f && fgets(line, sizeof(line), f)) {
+		unsigned a, b;
+		const char *sep = strstr(line, " - ");
+
+		if (sscanf(line, "%*u %*u %u:%u", &a, &b) == 2 && a == maj &&
+		    b == min && sep && sscanf(sep + 3, "%63s", out) == 1)
+			break;
+		snprintf(out, len, "%s", "");
+	}
+	if (f)
+		fclose(f);
+}
+
 /* A file mapping: shmem (memfd, /dev/zero MAP_SHARED, tmpfs) can hold
  * tags; hugetlbfs only from Linux 6.13 on; nothing else can. */
 static int check_file_vma(uint64_t start, uint64_t end, const char *path,
-			  const void *addr, bool *shared, tm_error *err)
+			  unsigned maj, unsigned min, const void *addr,
+			  bool *shared, tm_error *err)
 {
-	char mf[64];
+	char mf[64], type[64];
 	struct statfs sf;
 	int fd, rc;
 
@@ -363,11 +386,19 @@ static int check_file_vma(uint64_t start, uint64_t end, const char *path,
 	rc = fd >= 0 ? fstatfs(fd, &sf) : statfs(path, &sf);
 	if (fd >= 0)
 		close(fd);
-	if (rc)
+	if (rc) {
+		fs_type_of(maj, min, type, sizeof(type));
+		if (!strcmp(type, "tmpfs")) {
+			*shared = true;
+			return 0;
+		}
 		return tm_error_set(err, -ENOTSUP, "host memory at %p is a mapping "
-				    "of %s whose file system cannot be determined "
-				    "(%s): cannot tell whether it holds MTE tags",
-				    addr, path, strerror(errno));
+				    "of %s on %s (device %u:%u), which cannot hold "
+				    "MTE tags: only anonymous memory, memfd and tmpfs "
+				    "files can", addr, path,
+				    type[0] ? type : "a file system tagmem cannot "
+				    "identify", maj, min);
+	}
 	*shared = true;
 	if ((unsigned long)sf.f_type == TMPFS_MAGIC)
 		return 0;
@@ -382,6 +413,7 @@ static int check_file_vma(uint64_t start, uint64_t end, const char *path,
 
 struct vma {
 	uint64_t start, end, inode;
+	unsigned maj, min;
 	char path[256];
 	bool mte, pfnmap;
 };
@@ -401,6 +433,8 @@ static bool parse_vma_line(const char *line, struct vma *v)
 	v->start = s;
 	v->end = e;
 	v->inode = ino;
+	v->maj = maj;
+	v->min = min;
 	snprintf(v->path, sizeof(v->path), "%s", line + n);
 	v->path[strcspn(v->path, "\n")] = 0;
 	return true;
@@ -433,7 +467,8 @@ static int check_vma(const struct vma *v, const void *addr, bool *shared,
 				    "(PFN) mapping, which holds no MTE tags", addr);
 	if (v->inode == 0)
 		return 0;   /* private anonymous, [heap], [stack]: can hold tags */
-	return check_file_vma(v->start, v->end, v->path, addr, shared, err);
+	return check_file_vma(v->start, v->end, v->path, v->maj, v->min, addr,
+			      shared, err);
 }
 
 /* Walk /proc/self/smaps: every VMA covering [a, a + len) must be one that

@@ -33,10 +33,15 @@ static const char *guest_path;
 
 static void skip_without_kvm(void)
 {
-	if (access("/dev/kvm", R_OK | W_OK)) {
-		printf("  skip: no /dev/kvm here (runs in the VM of scripts/vm)\n");
-		skip();
-	}
+	const char *req = getenv("TAGMEM_REQUIRE");
+
+	if (access("/dev/kvm", R_OK | W_OK) == 0)
+		return;
+	/* check-vm's guest must have KVM (TAGMEM_REQUIRE lists it): fail */
+	if (req && strstr(req, "kvm"))
+		fail_msg("no /dev/kvm, but TAGMEM_REQUIRE=%s says there must be", req);
+	printf("  skip: no /dev/kvm here (runs in the VM of scripts/vm)\n");
+	skip();
 }
 
 static void vm_up(struct tvm *vm, bool mte, bool dirty_log, bool guest)
