@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "bench/bench_common.h"
+#include "bench/migrate/bm.h"
 #include "common/util.h"
 #include "migrate/transport.h"
 #include "workload/writers.h"
@@ -48,7 +49,7 @@ static tm_region *make(const char *name, uint64_t size, bool tags)
 	return r;
 }
 
-static double cpu_now(void)
+double tm_bm_cpu_now(void)
 {
 	struct timespec ts;
 
@@ -70,50 +71,72 @@ static void *dest_main(void *arg)
 	return NULL;
 }
 
-/* One migration of src into a fresh region; GB/s of page bytes moved. */
-static double migrate_once(tm_region *src, bool tags, unsigned channels,
-			   double *cpu_per_gb, tm_error *err)
+static int run_source(tm_region *src, const char *addr, unsigned channels,
+		      const tm_migrate_config *cfg, tm_migrate_stats *st,
+		      tm_error *err)
 {
-	double cpu0 = cpu_now();
-	tm_region *dst = make("ram", tm_region_size(src), tags);
-	tm_migrate_config cfg;
+	int fds[TM_MIGRATE_MAX_CHANNELS + 1];
 	tm_migration *s = NULL;
+	int rc = tm_migrate_connect(addr, channels + 1, fds, 5000, err);
+
+	if (rc)
+		return rc;
+	rc = tm_migration_new(&s, TM_MIGRATE_SOURCE, cfg, NULL, err);
+	if (rc == 0)
+		rc = tm_migration_add_region(s, src, err);
+	for (unsigned i = 0; rc == 0 && i <= channels; i++)
+		rc = tm_migration_add_fd(s, fds[i], err);
+	if (rc == 0)
+		rc = tm_migration_run(s, st, err);
+	tm_migration_free(s);
+	for (unsigned i = 0; i <= channels; i++)
+		close(fds[i]);
+	return rc;
+}
+
+int tm_bm_migrate(tm_region *src, tm_region *dst, unsigned channels,
+		  const char *listen_addr, bool zero_copy, tm_bm_run *out,
+		  tm_error *err)
+{
 	struct dthread d = { 0 };
-	int lfd = -1, fds[TM_MIGRATE_MAX_CHANNELS + 1];
-	char addr[128];
-	tm_migrate_stats st;
+	tm_migrate_config cfg;
+	tm_migrate_stats st = { 0 };
+	char addr[256];
+	double cpu0;
+	uint64_t t0;
 	pthread_t thr;
-	int rc;
+	int lfd = -1, rc;
 
 	tm_migrate_config_default(&cfg);
 	cfg.channels = channels;
 	cfg.verify = false;     /* the digest is a check, not transfer */
-	rc = dst ? 0 : -ENOMEM;
-	if (rc == 0)
-		rc = tm_migrate_listen("tcp:127.0.0.1:0", &lfd, err);
+	cfg.zero_copy = zero_copy;
+	rc = tm_migrate_listen(listen_addr, &lfd, err);
 	if (rc == 0)
 		rc = tm_migrate_listener_addr(lfd, addr, sizeof(addr), err);
 	if (rc == 0)
-		rc = tm_migration_new(&d.m, TM_MIGRATE_DEST, NULL, NULL, err);
+		rc = tm_migration_new(&d.m, TM_MIGRATE_DEST, &cfg, NULL, err);
 	if (rc == 0)
 		rc = tm_migration_add_region(d.m, dst, err);
 	if (rc == 0)
 		rc = tm_migration_set_listener(d.m, lfd, err);
-	if (rc == 0 && pthread_create(&thr, NULL, dest_main, &d) == 0) {
-		rc = tm_migrate_connect(addr, channels + 1, fds, 5000, err);
-		if (rc == 0) {
-			rc = tm_migration_new(&s, TM_MIGRATE_SOURCE, &cfg, NULL, err);
-			if (rc == 0)
-				rc = tm_migration_add_region(s, src, err);
-			for (unsigned i = 0; rc == 0 && i <= channels; i++)
-				rc = tm_migration_add_fd(s, fds[i], err);
-			if (rc == 0)
-				rc = tm_migration_run(s, &st, err);
-			tm_migration_free(s);
-			for (unsigned i = 0; i <= channels; i++)
-				close(fds[i]);
-		}
+	if (rc == 0 && pthread_create(&thr, NULL, dest_main, &d))
+		rc = tm_error_set(err, -EAGAIN, "cannot start the destination");
+	if (rc == 0) {
+		cpu0 = tm_bm_cpu_now();
+		t0 = tm_now_ns();
+		rc = run_source(src, addr, channels, &cfg, &st, err);
 		pthread_join(thr, NULL);
+		out->secs = (double)(tm_now_ns() - t0) / 1e9;
+		out->cpu_secs = tm_bm_cpu_now() - cpu0;
+		out->gbps = st.throughput_gbps;
+		if (getenv("TM_BM_DEBUG"))
+			fprintf(stderr, "bm: %.1f ms wall, run total %llu ms setup %llu "
+				"iter %u downtime %llu gbps %.3f packets %llu\n",
+				out->secs * 1e3, (unsigned long long)st.total_ms,
+				(unsigned long long)st.setup_ms, st.iterations,
+				(unsigned long long)st.downtime_ms, st.throughput_gbps,
+				(unsigned long long)st.packets);
 		if (rc == 0 && d.rc) {
 			rc = d.rc;
 			*err = d.err;
@@ -122,10 +145,25 @@ static double migrate_once(tm_region *src, bool tags, unsigned channels,
 	tm_migration_free(d.m);
 	if (lfd >= 0)
 		close(lfd);
-	*cpu_per_gb = (cpu_now() - cpu0) / ((double)tm_region_size(src) / 1e9);
+	return rc;
+}
+
+/* One migration of src into a fresh region over loopback TCP; GB/s of page
+ * bytes moved. The CPU per GB includes creating and freeing the
+ * destination (first-touch faults and the unmap). */
+static double migrate_once(tm_region *src, bool tags, unsigned channels,
+			   double *cpu_per_gb, tm_error *err)
+{
+	double cpu0 = tm_bm_cpu_now();
+	tm_region *dst = make("ram", tm_region_size(src), tags);
+	tm_bm_run run = { 0 };
+	int rc = dst ? tm_bm_migrate(src, dst, channels, "tcp:127.0.0.1:0", true,
+				     &run, err) : -ENOMEM;
+
 	if (dst)
 		tm_region_destroy(dst);
-	return rc ? -1.0 : st.throughput_gbps;
+	*cpu_per_gb = (tm_bm_cpu_now() - cpu0) / ((double)tm_region_size(src) / 1e9);
+	return rc ? -1.0 : run.gbps;
 }
 
 /* ---- the raw-socket baseline ------------------------------------- */
@@ -158,7 +196,7 @@ static void *raw_recv(void *arg)
 static double raw_once(const uint8_t *src, size_t len, unsigned n,
 		       double *cpu_per_gb, tm_error *err)
 {
-	double cpu0 = cpu_now();
+	double cpu0 = tm_bm_cpu_now();
 	uint8_t *dst = malloc(len);
 	struct rawch snd[TM_MIGRATE_MAX_CHANNELS], rcv[TM_MIGRATE_MAX_CHANNELS];
 	pthread_t ts[TM_MIGRATE_MAX_CHANNELS], tr[TM_MIGRATE_MAX_CHANNELS];
@@ -193,7 +231,7 @@ static double raw_once(const uint8_t *src, size_t len, unsigned n,
 	double secs = (double)(tm_now_ns() - t0) / 1e9;
 	close(lfd);
 	free(dst);
-	*cpu_per_gb = (cpu_now() - cpu0) / ((double)len / 1e9);
+	*cpu_per_gb = (tm_bm_cpu_now() - cpu0) / ((double)len / 1e9);
 	return rc ? -1 : tm_gbps((double)len, secs);
 }
 
@@ -259,9 +297,16 @@ int tm_bench_migrate(int argc, char **argv)
 
 	bool help = tm_bench_want_help(argc, argv);
 
+	for (int i = 1; i < argc; i++)
+		if (strcmp(argv[i], "--vs-qemu") == 0)
+			return tm_bench_migrate_vs_qemu(argc, argv);
+
 	if (help || parse(argc, argv, &o)) {
 		fprintf(help ? stdout : stderr, "usage: tagmem bench migrate [--json] [--size 2G] "
-			"[--reps 3] [--channels N (default: 1 and 2)]\n");
+			"[--reps 3] [--channels N (default: 1 and 2)]\n"
+			"       tagmem bench migrate --vs-qemu [--json] [--size 2G] "
+			"[--reps 5] [--channels N]... (default: 1, 2 and 4) "
+			"[--qemu PATH]\n");
 		return help ? 0 : 2;
 	}
 	tm_error_clear(&err);

@@ -96,6 +96,21 @@ typedef struct tm_migrate_config {
 	/* Both sides. */
 	uint32_t timeout_ms;        /* connect/accept/handshake timeout (30000) */
 	uint64_t migration_id[2];   /* source: 0,0 = random; dest: 0,0 = accept any */
+	/* Zero-copy data path (true), each side deciding for itself (it is
+	 * not on the wire). Source: normal pages go from region memory
+	 * straight into sendmsg iovecs, without a copy into a packet buffer,
+	 * whenever the backend has plain pointers (soft; not mte, whose
+	 * memory is never handed to the kernel through an untagged pointer),
+	 * the packet is not compressed, and the pages cannot change between
+	 * the checksum and the send: the workload is paused, or there is no
+	 * pause hook (nothing writes), or checksums are off. Destination: the
+	 * data of a raw packet is received straight into the destination
+	 * pages once its header, offsets and tags are validated; the checksum
+	 * is then verified over the landed pages and, if it or the
+	 * connection fails, those pages are zeroed (data and tags) and the
+	 * error names them. false: every page is copied through the packet
+	 * buffer (the path before zero-copy; benchmarks use it as baseline). */
+	bool zero_copy;
 } tm_migrate_config;
 
 /* What tm_migrate_config_default calls with the caller's sizeof(*c): fill

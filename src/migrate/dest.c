@@ -317,6 +317,7 @@ static int negotiate(tm_migration *m, tm_error *err)
 
 static int start_channels(tm_migration *m, tm_error *err)
 {
+	tm_untouched_init(&m->untouched, m->region, m->nregions);
 	m->rch = calloc(m->nchan, sizeof(*m->rch));
 	if (!m->rch)
 		return tm_error_set(err, -ENOMEM, "no memory for channels");
@@ -361,6 +362,7 @@ static void free_channels(tm_migration *m)
 		tm_rchan_free(&m->rch[i]);
 	free(m->rch);
 	m->rch = NULL;
+	tm_untouched_fini(&m->untouched);
 }
 
 static void sum_stats(tm_migration *m)

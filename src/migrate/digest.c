@@ -11,8 +11,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#define XXH_STATIC_LINKING_ONLY  /* XXH3_state_t on the stack */
-#include <xxhash.h>
+#include "migrate/xxh.h"
 
 #include "migrate/wire.h"
 #include "tagmem/migrate.h"
@@ -51,9 +50,9 @@ static int hash_chunk(struct dig *d, const struct dig_chunk *c, uint8_t *data,
 			return tm_error_wrap(err, rc, "digest: region '%s' offset 0x%llx",
 					     tm_region_name(r),
 					     (unsigned long long)(pg * g->page_size));
-		XXH3_128bits_update(&st, data, g->page_size);
+		tm_xxh3_128_update(&st, data, g->page_size);
 		if (tb)
-			XXH3_128bits_update(&st, tags, tb);
+			tm_xxh3_128_update(&st, tags, tb);
 	}
 	XXH128_canonicalFromHash(out, XXH3_128bits_digest(&st));
 	return 0;
@@ -104,7 +103,7 @@ static void region_prefix(XXH3_state_t *st, tm_region *r)
 	tm_put32(b + 80, g->version);
 	tm_put32(b + 84, g->kind == TM_META_NONE ? 0 : g->granule);
 	tm_put32(b + 88, g->kind == TM_META_NONE ? 0 : g->bits);
-	XXH3_128bits_update(st, b, sizeof(b));
+	tm_xxh3_128_update(st, b, sizeof(b));
 }
 
 static int build_chunks(struct dig *d, tm_region *const *regions, size_t n)
@@ -137,11 +136,11 @@ static void combine(struct dig *d, tm_region *const *regions, size_t n,
 	size_t k = 0;
 
 	XXH3_128bits_reset(&st);
-	XXH3_128bits_update(&st, prefix, sizeof(prefix));
+	tm_xxh3_128_update(&st, prefix, sizeof(prefix));
 	for (size_t i = 0; i < n; i++) {
 		region_prefix(&st, regions[i]);
 		for (; k < d->nchunks && d->chunk[k].region == i; k++)
-			XXH3_128bits_update(&st, &d->out[k], sizeof(d->out[k]));
+			tm_xxh3_128_update(&st, &d->out[k], sizeof(d->out[k]));
 	}
 	XXH128_canonicalFromHash(&c, XXH3_128bits_digest(&st));
 	memcpy(out, &c, 16);

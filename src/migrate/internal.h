@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "migrate/packet.h"
+#include "migrate/untouched.h"
 #include "migrate/wire.h"
 #include "tagmem/migrate.h"
 
@@ -30,6 +31,10 @@ enum { TM_JOB_PAGES = 0, TM_JOB_END = 1 };
 typedef struct tm_job {
 	uint32_t kind;
 	uint32_t region;
+	/* Nothing can change these pages while they are sent (workload paused,
+	 * no pause hook, or no checksum to go stale): they may be sent straight
+	 * from region memory. */
+	bool stable;
 	uint64_t first;                 /* first page of the chunk */
 	uint64_t mask[TM_MASK_WORDS];   /* bit i: page first+i */
 } tm_job;
@@ -63,6 +68,9 @@ typedef struct tm_schan {
 	uint8_t *tags;          /* ppp pages of packed tags */
 	uint8_t *tags_to;       /* tag-only pages' tags */
 	uint64_t *off, *off_to, *off_zero;
+	struct iovec *iov;      /* ppp + 2: header, tags, data pieces */
+	struct iovec *piece;    /* ppp: normal pages in region memory */
+	bool direct[TM_MIGRATE_MAX_REGIONS];    /* tm_mig_direct per region */
 	uint64_t rate_t0, rate_bytes;   /* --max-bandwidth window */
 	tm_chan_stats st;
 } tm_schan;
@@ -79,6 +87,9 @@ typedef struct tm_rchan {
 	size_t cap;
 	tm_pkt_scratch sc;
 	uint8_t *zero_page;
+	struct iovec *iov;      /* ppp + 1: the packet's pieces, to hash */
+	struct iovec *iov_rx;   /* a copy that recvv consumes */
+	bool direct[TM_MIGRATE_MAX_REGIONS];
 	uint64_t pages;         /* placed */
 	_Atomic bool ended;
 	tm_chan_stats st;
@@ -102,6 +113,7 @@ struct tm_migration {
 	bool ran;
 
 	tm_pkt_session sess;
+	tm_untouched untouched;         /* destination: known-zero pages */
 	uint64_t id[2];
 	unsigned nchan;
 	tm_schan *sch;
@@ -115,6 +127,37 @@ struct tm_migration {
 	bool dirty_on[TM_MIGRATE_MAX_REGIONS];
 	bool paused;
 };
+
+/*
+ * Whether pages of r can be handed to the kernel (sendmsg/recvmsg iovecs)
+ * in place: the backend has a direct pointer (tagmem/backend.h: plain
+ * memory of this process, no tag checks, no effect on tags). soft and kvm
+ * have one; mte does not (a page holds granules of different tags, and
+ * PROT_MTE memory is never handed to the kernel through an untagged
+ * pointer), nor does a backend for another process: those are copied.
+ */
+static inline bool tm_mig_direct(tm_region *r)
+{
+	return tm_region_direct(r, 0) != NULL;
+}
+
+/* What a received page is (its class in the packet). */
+enum tm_rx_class { TM_RX_NORMAL = 0, TM_RX_TAGONLY = 1, TM_RX_ZERO = 2 };
+
+/*
+ * Place one received page with its tags (place.c): the one call through
+ * which a received page reaches its region. data: the page's bytes for
+ * TM_RX_NORMAL, or NULL when they already landed in the page (received in
+ * place: only the tags are written then); tags: packed, NULL for a region
+ * without metadata (and for TM_RX_ZERO); zero_page: a page of zeros;
+ * known_zero: the caller knows the page reads zero, data and tags
+ * (untouched.h), so it need not be read to find out. A tag-only or zero
+ * page whose memory is already zero and untagged is not touched (no fault,
+ * no memory). Errors name the region and offset.
+ */
+int tm_rx_place_page(tm_region *reg, size_t pg, enum tm_rx_class cls,
+		     const uint8_t *data, const uint8_t *tags,
+		     const uint8_t *zero_page, bool known_zero, tm_error *err);
 
 /* Record the first failure and wake the run thread. Thread-safe. */
 void tm_mig_fail(struct tm_migration *m, const tm_error *e);

@@ -29,6 +29,7 @@ static void config_default(tm_migrate_config *c)
 	c->max_iterations = 30;
 	c->on_max_iterations = TM_MAXITER_FAIL;
 	c->timeout_ms = 30000;
+	c->zero_copy = true;
 }
 
 int tm_migrate_config_default_sized(tm_migrate_config *c, size_t size)

@@ -325,38 +325,63 @@ static int decode_data(const tm_pkt_region *r, tm_pkt *pk, const uint8_t *in,
 	return 0;
 }
 
+int tm_pkt_decode_head(const tm_pkt_session *s, const uint8_t *fixed,
+		       size_t len, unsigned chan, uint64_t seq, tm_pkt *out,
+		       tm_error *err)
+{
+	const tm_pkt_region *r;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	rc = check_counts(s, fixed, len, chan, seq, out, &out->tags_len,
+			  &out->data_len, &out->codec, err);
+	if (rc)
+		return rc;
+	r = &s->region[out->region];
+	rc = check_tag_len(s, r, out, out->tags_len, chan, seq, err);
+	if (!rc)
+		rc = check_data_len(r, out, out->data_len, out->codec, chan, seq, err);
+	out->meta_len = 8 * ((size_t)out->n_normal + out->n_tagonly + out->n_zero) +
+			out->tags_len;
+	return rc;
+}
+
+int tm_pkt_decode_meta(const tm_pkt_session *s, const uint8_t *payload,
+		       unsigned chan, uint64_t seq, tm_pkt_scratch *sc,
+		       tm_pkt *pk, tm_error *err)
+{
+	const tm_pkt_region *r = &s->region[pk->region];
+	size_t n = (size_t)pk->n_normal + pk->n_tagonly + pk->n_zero;
+	int rc;
+
+	pk->offsets = payload + TM_PKT_FIXED;
+	rc = check_offsets(r, pk, chan, seq, err);
+	if (rc)
+		return rc;
+	return decode_tags(s, r, pk, pk->offsets + 8 * n, pk->tags_len, sc, chan,
+			   seq, err);
+}
+
+int tm_pkt_decode_data(const tm_pkt_session *s, const uint8_t *data,
+		       unsigned chan, uint64_t seq, tm_pkt_scratch *sc,
+		       tm_pkt *pk, tm_error *err)
+{
+	return decode_data(&s->region[pk->region], pk, data, pk->data_len,
+			   pk->codec, sc, chan, seq, err);
+}
+
 int tm_pkt_decode(const tm_pkt_session *s, const uint8_t *payload, size_t len,
 		  unsigned chan, uint64_t seq, tm_pkt_scratch *sc, tm_pkt *out,
 		  tm_error *err)
 {
-	uint32_t tags_len = 0, data_len = 0, codec = 0;
-	const tm_pkt_region *r;
-	const uint8_t *p;
-	size_t n;
-	int rc;
+	int rc = tm_pkt_decode_head(s, payload, len, chan, seq, out, err);
 
-	memset(out, 0, sizeof(*out));
-	rc = check_counts(s, payload, len, chan, seq, out, &tags_len, &data_len,
-			  &codec, err);
-	if (rc)
-		return rc;
-	r = &s->region[out->region];
-	n = (size_t)out->n_normal + out->n_tagonly + out->n_zero;
-	rc = check_tag_len(s, r, out, tags_len, chan, seq, err);
 	if (!rc)
-		rc = check_data_len(r, out, data_len, codec, chan, seq, err);
-	if (rc)
-		return rc;
-	out->offsets = payload + TM_PKT_FIXED;
-	rc = check_offsets(r, out, chan, seq, err);
-	if (rc)
-		return rc;
-	p = out->offsets + 8 * n;
-	rc = decode_tags(s, r, out, p, tags_len, sc, chan, seq, err);
-	if (rc)
-		return rc;
-	return decode_data(r, out, p + tags_len, data_len, codec, sc, chan, seq,
-			   err);
+		rc = tm_pkt_decode_meta(s, payload, chan, seq, sc, out, err);
+	if (!rc)
+		rc = tm_pkt_decode_data(s, payload + TM_PKT_FIXED + out->meta_len,
+					chan, seq, sc, out, err);
+	return rc;
 }
 
 /* ---- source ------------------------------------------------------ */
@@ -441,25 +466,46 @@ static const uint8_t *encode_data(tm_pkt_encoder *e, const tm_pkt_region *r,
 	return e->zbuf;
 }
 
-int tm_pkt_encode(tm_pkt_encoder *e, const tm_pkt_pages *p, unsigned chan,
-		  uint64_t seq, struct iovec iov[3], int *niov, size_t *total,
-		  tm_error *err)
+/* Data of normal pages as iovecs: the caller's pieces (pages in region
+ * memory), the compressed buffer, or the contiguous copy. */
+static int data_pieces(tm_pkt_encoder *e, const tm_pkt_region *r,
+		       const tm_pkt_pages *p, struct iovec *iov, int cap,
+		       size_t *len, uint32_t *codec)
+{
+	if (p->data_iov) {
+		*len = (size_t)p->n_normal * r->geom.page_size;
+		*codec = TM_DATA_RAW;
+		for (int i = 0; i < p->data_niov && i < cap; i++)
+			iov[i] = p->data_iov[i];
+		return p->data_niov;
+	}
+	iov[0].iov_base = (void *)encode_data(e, r, p, len, codec);
+	iov[0].iov_len = *len;
+	return 1;
+}
+
+int tm_pkt_encode_iov(tm_pkt_encoder *e, const tm_pkt_pages *p, unsigned chan,
+		      uint64_t seq, struct iovec *iov, int iov_cap, int *niov,
+		      size_t *total, tm_error *err)
 {
 	const tm_pkt_region *r = &e->s->region[p->region];
 	size_t n = (size_t)p->n_normal + p->n_tagonly + p->n_zero;
 	size_t head_len = TM_FRAME_HDR + TM_PKT_FIXED + 8 * n;
 	uint8_t *f = e->head + TM_FRAME_HDR;
 	size_t tags_len, data_len;
-	const uint8_t *data;
 	uint32_t codec;
-	int rc;
+	int rc, nd;
 
+	if (iov_cap < 3 || (p->data_iov && p->data_niov > iov_cap - 2))
+		return tm_error_set(err, -EINVAL,
+			"channel %u: %d data pieces do not fit %d iovecs", chan,
+			p->data_iov ? p->data_niov : 1, iov_cap);
 	rc = encode_tags(e, r, p, &tags_len, err);
 	if (rc)
 		return tm_error_wrap(err, rc, "channel %u: region '%s': encoding tags",
 				     chan, r->name);
 	e->tags_len = tags_len;
-	data = encode_data(e, r, p, &data_len, &codec);
+	nd = data_pieces(e, r, p, iov + 2, iov_cap - 2, &data_len, &codec);
 	tm_put32(f + PK_REGION, p->region);
 	tm_put32(f + PK_NORMAL, p->n_normal);
 	tm_put32(f + PK_TAGONLY, p->n_tagonly);
@@ -473,16 +519,19 @@ int tm_pkt_encode(tm_pkt_encoder *e, const tm_pkt_pages *p, unsigned chan,
 	tm_frame hdr = { .type = TM_F_PAGES, .channel = (uint16_t)chan, .seq = seq,
 			 .len = (uint32_t)(head_len - TM_FRAME_HDR + tags_len + data_len) };
 	tm_frame_encode(e->head, &hdr);
-	iov[0] = (struct iovec){ e->head, head_len };
+	iov[0] = (struct iovec){ f, head_len - TM_FRAME_HDR };
 	iov[1] = (struct iovec){ e->tagenc, tags_len };
-	iov[2] = (struct iovec){ (void *)data, data_len };
-	*niov = 3;
+	*niov = 2 + nd;
 	*total = head_len + tags_len + data_len;
-	if (feat(e->s, TM_FEAT_CHECKSUM)) {
-		const void *pc[3] = { f, e->tagenc, data };
-		size_t pl[3] = { head_len - TM_FRAME_HDR, tags_len, data_len };
-
-		tm_frame_seal(e->head, pc, pl, 3);
-	}
+	if (feat(e->s, TM_FEAT_CHECKSUM))
+		tm_frame_seal_iov(e->head, iov, *niov);
+	iov[0] = (struct iovec){ e->head, head_len };
 	return 0;
+}
+
+int tm_pkt_encode(tm_pkt_encoder *e, const tm_pkt_pages *p, unsigned chan,
+		  uint64_t seq, struct iovec iov[3], int *niov, size_t *total,
+		  tm_error *err)
+{
+	return tm_pkt_encode_iov(e, p, chan, seq, iov, 3, niov, total, err);
 }

@@ -45,6 +45,8 @@ typedef struct tm_pkt {
 	const uint8_t *offsets; /* n_normal + n_tagonly + n_zero LE u64 */
 	const uint8_t *tags;    /* packed, normal then tag-only pages */
 	const uint8_t *data;    /* n_normal pages back to back */
+	uint32_t tags_len, data_len, codec;
+	size_t meta_len;        /* offsets + tags: 8 n + tags_len */
 } tm_pkt;
 
 static inline uint64_t tm_pkt_offset(const tm_pkt *p, uint32_t i)
@@ -70,11 +72,33 @@ void tm_pkt_scratch_free(tm_pkt_scratch *sc);
  * its class, the tag codec's and zstd's output sizes, tag values) and decode
  * its tags and data into the scratch. Nothing is written anywhere else, so
  * a packet that fails here has placed no page. Messages name the channel,
- * the packet, the region and the offset.
+ * the packet, the region and the offset. It is the three steps below.
  */
 int tm_pkt_decode(const tm_pkt_session *s, const uint8_t *payload, size_t len,
 		  unsigned chan, uint64_t seq, tm_pkt_scratch *sc, tm_pkt *out,
 		  tm_error *err);
+
+/*
+ * The steps, for a receiver that reads a packet in parts (the fixed fields,
+ * then offsets and tags, then the data straight into the destination pages):
+ *   head: the TM_PKT_FIXED bytes at `fixed` of a payload of len bytes:
+ *         region, counts, lengths, codec; fills the counts, tags_len,
+ *         data_len, codec and meta_len (the bytes of offsets + tags that
+ *         follow the fixed fields);
+ *   meta: payload holds the fixed fields and meta_len more bytes: every
+ *         offset checked, tags decoded into the scratch;
+ *   data: data_len bytes at data: raw (pointed to) or zstd (into scratch).
+ * Each reads only what the earlier ones validated.
+ */
+int tm_pkt_decode_head(const tm_pkt_session *s, const uint8_t *fixed,
+		       size_t len, unsigned chan, uint64_t seq, tm_pkt *out,
+		       tm_error *err);
+int tm_pkt_decode_meta(const tm_pkt_session *s, const uint8_t *payload,
+		       unsigned chan, uint64_t seq, tm_pkt_scratch *sc,
+		       tm_pkt *pk, tm_error *err);
+int tm_pkt_decode_data(const tm_pkt_session *s, const uint8_t *data,
+		       unsigned chan, uint64_t seq, tm_pkt_scratch *sc,
+		       tm_pkt *pk, tm_error *err);
 
 /* ---- source side ------------------------------------------------- */
 
@@ -99,7 +123,10 @@ typedef struct tm_pkt_pages {
 	uint32_t n_normal, n_tagonly, n_zero;
 	const uint64_t *off;   /* offsets: normal, then tag-only, then zero */
 	const uint8_t *tags;   /* packed tags: normal then tag-only pages */
-	const uint8_t *data;   /* n_normal pages back to back */
+	const uint8_t *data;   /* n_normal pages back to back, or: */
+	const struct iovec *data_iov; /* the n_normal pages as pieces (never
+					 compressed), data unused */
+	int data_niov;
 } tm_pkt_pages;
 
 /*
@@ -110,5 +137,11 @@ typedef struct tm_pkt_pages {
 int tm_pkt_encode(tm_pkt_encoder *e, const tm_pkt_pages *p, unsigned chan,
 		  uint64_t seq, struct iovec iov[3], int *niov, size_t *total,
 		  tm_error *err);
+/* The same with room for iov_cap iovecs: p->data_iov's pieces go out as
+ * they are (pages sent straight from region memory); iov_cap must be at
+ * least 2 + p->data_niov. */
+int tm_pkt_encode_iov(tm_pkt_encoder *e, const tm_pkt_pages *p, unsigned chan,
+		      uint64_t seq, struct iovec *iov, int iov_cap, int *niov,
+		      size_t *total, tm_error *err);
 
 #endif

@@ -9,6 +9,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -18,6 +19,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -25,20 +27,45 @@
 #include "common/util.h"
 #include "tagmem/migrate.h"
 
+/* sendmsg/recvmsg take at most IOV_MAX pieces per call. */
+static int iov_batch(int niov)
+{
+	return niov < IOV_MAX ? niov : IOV_MAX;
+}
+
 int tm_xport_sendv(int fd, struct iovec *iov, int niov)
 {
 	while (niov > 0) {
-		struct msghdr mh = { .msg_iov = iov, .msg_iovlen = (size_t)niov };
+		struct msghdr mh = { .msg_iov = iov,
+				     .msg_iovlen = (size_t)iov_batch(niov) };
 		ssize_t w = sendmsg(fd, &mh, MSG_NOSIGNAL);
 
 		if (w < 0 && errno == ENOTSOCK)
-			w = writev(fd, iov, niov);
+			w = writev(fd, iov, iov_batch(niov));
 		if (w < 0) {
 			if (errno == EINTR)
 				continue;
 			return -errno;
 		}
 		tm_iov_advance(&iov, &niov, (size_t)w);
+	}
+	return 0;
+}
+
+int tm_xport_recvv(int fd, struct iovec *iov, int niov)
+{
+	tm_iov_advance(&iov, &niov, 0);    /* a readv of nothing would read 0 */
+	while (niov > 0) {
+		ssize_t r = readv(fd, iov, iov_batch(niov));
+
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (r == 0)
+			return -ENODATA;
+		tm_iov_advance(&iov, &niov, (size_t)r);
 	}
 	return 0;
 }

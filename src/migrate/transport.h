@@ -17,6 +17,9 @@
 int tm_xport_sendv(int fd, struct iovec *iov, int niov);
 /* Send exactly n bytes. */
 int tm_xport_send(int fd, const void *buf, size_t n);
+/* Receive exactly the bytes iov describes, scattered (modified in place);
+ * -ENODATA when the peer closed before them. */
+int tm_xport_recvv(int fd, struct iovec *iov, int niov);
 /* Receive exactly n bytes; -ENODATA when the peer closed before them. */
 int tm_xport_recv(int fd, void *buf, size_t n);
 

@@ -9,8 +9,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
-#define XXH_STATIC_LINKING_ONLY  /* XXH3_state_t on the stack */
-#include <xxhash.h>
+#include "migrate/xxh.h"
 
 static const char *const type_names[] = {
 	"?", "HELLO", "NEGOTIATE", "ACCEPT", "REJECT", "PAGES", "END",
@@ -33,19 +32,38 @@ void tm_frame_encode(uint8_t hdr[TM_FRAME_HDR], const tm_frame *f)
 	tm_put64(hdr + 24, f->checksum);
 }
 
+/* XXH3-64 of header bytes 0..23 and the payload pieces, as sent: a real 0
+ * becomes 1, because 0 on the wire means "no checksum". */
+static uint64_t frame_sum(const uint8_t hdr[TM_FRAME_HDR],
+			  const struct iovec *iov, int niov)
+{
+	XXH3_state_t st;
+	uint64_t h;
+
+	XXH3_64bits_reset(&st);
+	tm_xxh3_64_update(&st, hdr, 24);
+	for (int i = 0; i < niov; i++)
+		if (iov[i].iov_len)
+			tm_xxh3_64_update(&st, iov[i].iov_base, iov[i].iov_len);
+	h = XXH3_64bits_digest(&st);
+	return h ? h : 1;
+}
+
+void tm_frame_seal_iov(uint8_t hdr[TM_FRAME_HDR], const struct iovec *iov,
+		       int niov)
+{
+	tm_put64(hdr + 24, frame_sum(hdr, iov, niov));
+}
+
 void tm_frame_seal(uint8_t hdr[TM_FRAME_HDR], const void *const *piece,
 		   const size_t *piece_len, size_t npieces)
 {
-	XXH3_state_t st;
+	struct iovec iov[8];
+	int n = 0;
 
-	XXH3_64bits_reset(&st);
-	XXH3_64bits_update(&st, hdr, 24);
-	for (size_t i = 0; i < npieces; i++)
-		if (piece_len[i])
-			XXH3_64bits_update(&st, piece[i], piece_len[i]);
-	/* 0 on the wire means "no checksum", so a real 0 is sent as 1. */
-	uint64_t h = XXH3_64bits_digest(&st);
-	tm_put64(hdr + 24, h ? h : 1);
+	for (size_t i = 0; i < npieces && n < 8; i++)
+		iov[n++] = (struct iovec){ (void *)piece[i], piece_len[i] };
+	tm_frame_seal_iov(hdr, iov, n);
 }
 
 int tm_frame_decode(const uint8_t hdr[TM_FRAME_HDR], unsigned chan,
@@ -92,19 +110,12 @@ int tm_frame_decode(const uint8_t hdr[TM_FRAME_HDR], unsigned chan,
 	return 0;
 }
 
-int tm_frame_check(const uint8_t hdr[TM_FRAME_HDR], const tm_frame *f,
-		   const uint8_t *payload, unsigned chan, tm_error *err)
+int tm_frame_check_iov(const uint8_t hdr[TM_FRAME_HDR], const tm_frame *f,
+		       const struct iovec *iov, int niov, unsigned chan,
+		       tm_error *err)
 {
-	XXH3_state_t st;
-	uint64_t h;
+	uint64_t h = frame_sum(hdr, iov, niov);
 
-	XXH3_64bits_reset(&st);
-	XXH3_64bits_update(&st, hdr, 24);
-	if (f->len)
-		XXH3_64bits_update(&st, payload, f->len);
-	h = XXH3_64bits_digest(&st);
-	if (!h)
-		h = 1;
 	if (h != f->checksum)
 		return tm_error_set(err, -EBADMSG,
 			"channel %u: packet %llu (%s, %u bytes): checksum mismatch "
@@ -113,6 +124,14 @@ int tm_frame_check(const uint8_t hdr[TM_FRAME_HDR], const tm_frame *f,
 			f->len, (unsigned long long)f->checksum,
 			(unsigned long long)h);
 	return 0;
+}
+
+int tm_frame_check(const uint8_t hdr[TM_FRAME_HDR], const tm_frame *f,
+		   const uint8_t *payload, unsigned chan, tm_error *err)
+{
+	struct iovec iov = { (void *)payload, f->len };
+
+	return tm_frame_check_iov(hdr, f, &iov, 1, chan, err);
 }
 
 void tm_hello_encode(uint8_t out[TM_HELLO_LEN], const tm_hello *h)

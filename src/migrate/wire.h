@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 #include "tagmem/error.h"
 #include "tagmem/tags.h"
@@ -125,6 +126,9 @@ void tm_frame_encode(uint8_t hdr[TM_FRAME_HDR], const tm_frame *f);
 /* Compute and store the checksum over hdr and the payload pieces. */
 void tm_frame_seal(uint8_t hdr[TM_FRAME_HDR], const void *const *piece,
 		   const size_t *piece_len, size_t npieces);
+/* The same with the payload as iovecs (pages sent from region memory). */
+void tm_frame_seal_iov(uint8_t hdr[TM_FRAME_HDR], const struct iovec *iov,
+		       int niov);
 
 /*
  * Parse and check a header read from channel `chan`: magic, header check
@@ -139,6 +143,11 @@ int tm_frame_decode(const uint8_t hdr[TM_FRAME_HDR], unsigned chan,
 /* Check the checksum of a received frame (header + contiguous payload). */
 int tm_frame_check(const uint8_t hdr[TM_FRAME_HDR], const tm_frame *f,
 		   const uint8_t *payload, unsigned chan, tm_error *err);
+/* The same for a payload received in pieces (part in the packet buffer,
+ * part already in the destination pages); the pieces hold f->len bytes. */
+int tm_frame_check_iov(const uint8_t hdr[TM_FRAME_HDR], const tm_frame *f,
+		       const struct iovec *iov, int niov, unsigned chan,
+		       tm_error *err);
 
 /* ---- handshake and negotiation ---------------------------------- */
 

@@ -129,7 +129,7 @@ static void roundtrip(uint32_t features)
 		tags[i * 128] |= 1;
 	for (int i = 0; i < 128; i++)
 		off[i] = (uint64_t)(i < 60 ? i : i < 90 ? 100 + i : 130 + i) * 4096;
-	tm_pkt_pages p = { 0, 60, 30, 38, off, tags, data };
+	tm_pkt_pages p = { 0, 60, 30, 38, off, tags, data, NULL, 0 };
 	assert_int_equal(tm_pkt_encode(&enc, &p, 1, 9, iov, &niov, &total, NULL), 0);
 	wire = malloc(total);
 	for (int i = 0; i < niov; i++) {
