@@ -77,7 +77,9 @@ static void run_case(const struct live_case *c)
 	tm_workload_hooks(w, &hooks);
 
 	assert_int_equal(mt_dest_start(&dest, dr, n, NULL), 0);
+	uint64_t ops0 = tm_workload_ops(w);
 	mt_source_run(&src, dest.addr, sr, n, &cfg, &hooks);
+	uint64_t ops_during = tm_workload_ops(w) - ops0;
 	mt_dest_join(&dest);
 	if (src.rc || dest.rc)
 		fail_msg("source: %s | destination: %s", tm_error_msg(&src.err),
@@ -96,7 +98,10 @@ static void run_case(const struct live_case *c)
 	for (size_t i = 0; i < n; i++)
 		assert_same(s[i].r, d[i].r);
 	assert_int_equal(tm_workload_stop(w, NULL), 0);
-	if (c->dirty_rate)
+	/* Pages written during the migration were sent again - when the
+	 * writers got to run at all while it lasted (on a loaded machine a
+	 * short migration can be over before they are scheduled). */
+	if (c->dirty_rate && ops_during >= 64)
 		assert_true(src.st.pages_normal + src.st.pages_zero + src.st.pages_tag_only >
 			    c->size / c->page_size);
 	for (size_t i = 0; i < n; i++) {
