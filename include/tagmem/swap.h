@@ -285,7 +285,8 @@ typedef struct tm_pager_config {
  * Attach a region to a swap file. A region whose geometry is TM_META_NONE
  * stores no tags; an MTE region's geometry must match the swap file's page
  * size; other metadata kinds are refused (-ENOTSUP). With lazy, fails with
- * the region's reason where lazy placement is unavailable (mte backend).
+ * the region's reason where lazy placement is unavailable (a backend
+ * without it; mte on a kernel without UFFDIO_MOVE).
  */
 TM_API int tm_pager_create(const tm_pager_config *cfg, tm_pager **out, tm_error *err);
 
