@@ -271,7 +271,8 @@ TM_API const char *tm_region_dirty_note(const tm_region *r);
  * another thread, the signal comes with si_code SI_QUEUE and the faulting
  * address in si_value.sival_ptr. An API call (read_page, get_tags, ...) on a
  * missing page gets the error back as its return value instead. A later
- * access tries the fill again.
+ * access tries the fill again. -EAGAIN is not an error: "not available
+ * yet" (see tm_region_lazy_start_caller).
  */
 typedef int (*tm_fill_fn)(void *ctx, tm_region *r, size_t pg, void *data,
 			  uint8_t *tags, bool *tagged, tm_error *err);
@@ -298,7 +299,54 @@ typedef int (*tm_fill_fn)(void *ctx, tm_region *r, size_t pg, void *data,
  */
 TM_API int tm_region_lazy_start(tm_region *r, tm_fill_fn fn, void *ctx,
 				tm_error *err);
-/* Stop the fault thread and unregister. Missing pages then read as zero. */
+/*
+ * A fill error, for a caller that owns the fault loop: the fill of page pg
+ * (faulting address addr, faulting thread tid) failed with err. Nothing
+ * was placed and the faulting thread is still blocked in the kernel; the
+ * caller decides: place the page later (tm_region_write_page /
+ * zero_page, which wake it), let it fault again (tm_region_lazy_wake), or
+ * signal it. Called from the thread that called tm_region_lazy_handle.
+ */
+typedef void (*tm_fill_error_fn)(void *ctx, tm_region *r, size_t pg,
+				 uint64_t addr, int tid, const tm_error *err);
+
+/*
+ * Lazy placement with the caller's own fault loop, for an event loop that
+ * cannot give tagmem a thread (libuv's uv_backend_fd, QEMU's AioContext):
+ * like tm_region_lazy_start but no fault thread is started. The caller
+ * polls tm_region_lazy_fd for POLLIN and calls tm_region_lazy_handle,
+ * which never blocks. A fill error of a fault goes to on_error instead of
+ * the SIGBUS policy (on_error NULL: SIGBUS as with tm_region_lazy_start).
+ * API calls that need a missing page (read_page, get_tags, ...) fill it in
+ * their own thread, so with this mode fn may run in several threads at
+ * once (it must be thread-safe) and, rarely, twice for one page (only one
+ * placement wins). For both modes: fn returning -EAGAIN means "not
+ * available yet" -- nothing is placed, nothing recorded, the faulting
+ * thread keeps waiting until the page is placed (write_page/zero_page) or
+ * woken (tm_region_lazy_wake); an API call gets -EAGAIN back. This is what
+ * post-copy needs: request the page from the source, return -EAGAIN, place
+ * it when it arrives.
+ */
+TM_API int tm_region_lazy_start_caller(tm_region *r, tm_fill_fn fn, void *ctx,
+				       tm_fill_error_fn on_error,
+				       void *error_ctx, tm_error *err);
+/* The descriptor to poll (POLLIN: a fault is pending); the region owns it.
+ * -EINVAL unless started with tm_region_lazy_start_caller. */
+TM_API int tm_region_lazy_fd(tm_region *r, tm_error *err);
+/*
+ * Handle at most one pending fault: fill, place (waking the faulting
+ * thread), or hand the error to on_error. Never blocks: 1 when a message
+ * was handled, 0 when none was pending, a negative errno when the
+ * descriptor could not be read. May be called from several threads.
+ */
+TM_API int tm_region_lazy_handle(tm_region *r, tm_error *err);
+/* Wake the threads waiting on page pg so that they fault again (after a
+ * fill said -EAGAIN or failed). Either mode. */
+TM_API int tm_region_lazy_wake(tm_region *r, size_t pg, tm_error *err);
+
+/* Stop the fault thread (caller loop: no tm_region_lazy_handle may run)
+ * and unregister. Missing pages then read as zero; a thread still waiting
+ * on one is woken and sees zeros. */
 TM_API void tm_region_lazy_stop(tm_region *r);
 /* First error a fill callback returned since lazy_start, or 0 (message
  * copied into err); still available after lazy_stop. */

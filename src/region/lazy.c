@@ -62,6 +62,11 @@ struct tm_lazy {
 	tm_region *r;
 	tm_fill_fn fn;
 	void *ctx;
+	/* The caller's own fault loop (tm_region_lazy_start_caller): no
+	 * fault thread; fill errors of faults go to on_error (or SIGBUS). */
+	bool caller_loop;
+	tm_fill_error_fn on_error;
+	void *error_ctx;
 	pthread_t thread;
 	int wake_fd;                    /* eventfd: requests or stop */
 	atomic_bool stopping;
@@ -195,8 +200,14 @@ static void record_error(struct tm_lazy *lz, int rc, const tm_error *e)
 	pthread_mutex_unlock(&lz->lock);
 }
 
-/* Fill page pg through the callback and place it. */
-static int fill_and_place(struct tm_lazy *lz, size_t pg, tm_error *err)
+/*
+ * Fill page pg through the callback into data/tags (page aligned, not in
+ * the region) and place it. -EAGAIN from the callback means "not available
+ * yet": nothing is placed and nothing recorded; the faulting threads keep
+ * waiting until the page is placed or tm_region_lazy_wake.
+ */
+static int fill_into(struct tm_lazy *lz, size_t pg, uint8_t *data,
+		     uint8_t *tags, tm_error *err)
 {
 	tm_region *r = lz->r;
 	bool tagged = false;
@@ -204,10 +215,13 @@ static int fill_and_place(struct tm_lazy *lz, size_t pg, tm_error *err)
 
 	if (tm_abit_test(r->present, pg))
 		return 1;
-	memset(lz->fill_tags, 0, r->packed_bytes);
+	memset(tags, 0, r->packed_bytes);
 	tm_error_clear(err);
-	rc = lz->fn(lz->ctx, r, pg, lz->fill_data, lz->fill_tags, &tagged,
-		    err);
+	rc = lz->fn(lz->ctx, r, pg, data, tags, &tagged, err);
+	if (rc == -EAGAIN)
+		return tm_error_wrap(err, rc, "region '%s': page %zu (byte "
+				     "offset %#zx) is not available yet",
+				     r->name, pg, pg * r->page_size);
 	if (rc) {
 		tm_error_wrap(err, rc < 0 ? rc : -EIO, "region '%s': fill of "
 			      "page %zu (byte offset %#zx) failed", r->name,
@@ -215,8 +229,22 @@ static int fill_and_place(struct tm_lazy *lz, size_t pg, tm_error *err)
 		record_error(lz, err->code, err);
 		return err->code;
 	}
-	return place(r, pg, lz->fill_data,
-		     tagged && r->packed_bytes ? lz->fill_tags : NULL, err);
+	return place(r, pg, data, tagged && r->packed_bytes ? tags : NULL, err);
+}
+
+/* The fault thread's own buffer, or (caller loop: fills may run in several
+ * threads at once) a staging slot. */
+static int fill_and_place(struct tm_lazy *lz, size_t pg, tm_error *err)
+{
+	struct lazy_slot *s;
+	int rc;
+
+	if (!lz->caller_loop)
+		return fill_into(lz, pg, lz->fill_data, lz->fill_tags, err);
+	s = slot_get(lz);
+	rc = fill_into(lz, pg, s->data, s->tags, err);
+	atomic_flag_clear(&s->busy);
+	return rc;
 }
 
 /*
@@ -253,11 +281,15 @@ static void handle_fault(struct tm_lazy *lz, const struct uffd_msg *msg)
 	rc = fill_and_place(lz, pg, &err);
 	if (rc == 0)
 		atomic_fetch_add(&lz->faults, 1);
-	else if (rc == 1) {
+	else if (rc == 1)
 		wake_page(r, pg);
-	} else {
+	else if (rc == -EAGAIN)
+		; /* the faulting thread waits for the page to be placed */
+	else if (lz->on_error)
+		lz->on_error(lz->error_ctx, r, pg, addr,
+			     (int)msg->arg.pagefault.feat.ptid, &err);
+	else
 		sigbus_thread((pid_t)msg->arg.pagefault.feat.ptid, addr);
-	}
 }
 
 static void read_faults(struct tm_lazy *lz)
@@ -326,6 +358,9 @@ int tm_lazy_fetch(tm_region *r, size_t pg, tm_error *err)
 	struct tm_lazy *lz = r->lazy;
 	struct lazy_req q = { .pg = pg };
 	uint64_t one = 1;
+
+	if (lz->caller_loop) /* nobody to ask: fill here */
+		return fill_and_place(lz, pg, err);
 
 	tm_error_clear(&q.err);
 	pthread_mutex_lock(&lz->lock);
@@ -472,8 +507,8 @@ static int check_can_lazy(tm_region *r, tm_fill_fn fn, tm_error *err)
 	return 0;
 }
 
-int tm_region_lazy_start(tm_region *r, tm_fill_fn fn, void *ctx,
-			 tm_error *err)
+static int lazy_start(tm_region *r, tm_fill_fn fn, void *ctx, bool caller,
+		      tm_fill_error_fn on_error, void *error_ctx, tm_error *err)
 {
 	struct tm_lazy *lz;
 	uint64_t had;
@@ -508,9 +543,12 @@ int tm_region_lazy_start(tm_region *r, tm_fill_fn fn, void *ctx,
 	if (!rc)
 		rc = tm_uffd_set_modes(r, had | UFFDIO_REGISTER_MODE_MISSING,
 				       err);
+	lz->caller_loop = caller;
+	lz->on_error = on_error;
+	lz->error_ctx = error_ctx;
 	if (!rc) {
 		r->lazy = lz;
-		rc = -pthread_create(&lz->thread, NULL, fault_thread, lz);
+		rc = caller ? 0 : -pthread_create(&lz->thread, NULL, fault_thread, lz);
 		if (rc) {
 			r->lazy = NULL;
 			tm_error_set(err, rc, "cannot start the fault thread");
@@ -528,6 +566,71 @@ int tm_region_lazy_start(tm_region *r, tm_fill_fn fn, void *ctx,
 	return 0;
 }
 
+int tm_region_lazy_start(tm_region *r, tm_fill_fn fn, void *ctx,
+			 tm_error *err)
+{
+	return lazy_start(r, fn, ctx, false, NULL, NULL, err);
+}
+
+int tm_region_lazy_start_caller(tm_region *r, tm_fill_fn fn, void *ctx,
+				tm_fill_error_fn on_error, void *error_ctx,
+				tm_error *err)
+{
+	return lazy_start(r, fn, ctx, true, on_error, error_ctx, err);
+}
+
+/* ---- the caller's fault loop ------------------------------------------ */
+
+static int need_caller_loop(tm_region *r, const char *what, tm_error *err)
+{
+	if (r->lazy && r->lazy->caller_loop)
+		return 0;
+	return tm_error_set(err, -EINVAL, "region '%s': %s without "
+			    "tm_region_lazy_start_caller", r->name, what);
+}
+
+int tm_region_lazy_fd(tm_region *r, tm_error *err)
+{
+	int rc = need_caller_loop(r, "lazy fd", err);
+
+	return rc ? rc : r->uffd->fd;
+}
+
+int tm_region_lazy_handle(tm_region *r, tm_error *err)
+{
+	struct uffd_msg msg;
+	ssize_t n;
+	int rc = need_caller_loop(r, "lazy handle", err);
+
+	if (rc)
+		return rc;
+	/* One message: the descriptor is non-blocking, read gives whole ones. */
+	n = read(r->uffd->fd, &msg, sizeof(msg));
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return 0;
+	if (n != (ssize_t)sizeof(msg))
+		return tm_error_set(err, n < 0 ? -errno : -EIO, "region '%s': "
+				    "reading the userfaultfd failed: %s",
+				    r->name, n < 0 ? strerror(errno) :
+				    "short read");
+	if (msg.event == UFFD_EVENT_PAGEFAULT)
+		handle_fault(r->lazy, &msg);
+	return 1;
+}
+
+int tm_region_lazy_wake(tm_region *r, size_t pg, tm_error *err)
+{
+	if (!r->lazy)
+		return tm_error_set(err, -EINVAL, "region '%s': lazy wake "
+				    "without lazy placement", r->name);
+	if (pg >= r->npages)
+		return tm_error_set(err, -ERANGE, "region '%s': lazy wake: page "
+				    "%zu is outside the region (%zu pages)",
+				    r->name, pg, r->npages);
+	wake_page(r, pg);
+	return 0;
+}
+
 void tm_lazy_release(tm_region *r)
 {
 	struct tm_lazy *lz = r->lazy;
@@ -538,7 +641,8 @@ void tm_lazy_release(tm_region *r)
 	atomic_store(&lz->stopping, true);
 	if (write(lz->wake_fd, &one, sizeof(one)) != sizeof(one))
 		abort(); /* an eventfd write of 1 cannot fail here */
-	pthread_join(lz->thread, NULL);
+	if (!lz->caller_loop)
+		pthread_join(lz->thread, NULL);
 	/* Unregistering wakes any thread still blocked on a fault; it then
 	 * sees an ordinary anonymous page (zero). */
 	tm_uffd_set_modes(r, r->uffd->modes & ~UFFDIO_REGISTER_MODE_MISSING,

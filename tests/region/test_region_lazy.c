@@ -14,7 +14,10 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/syscall.h>
+#include <time.h>
 #include <stdlib.h>
 #include <unistd.h>
 #include <xxhash.h>
@@ -28,6 +31,7 @@ struct src {
 	uint32_t ps;
 	_Atomic unsigned fills[NP];
 	atomic_int fail_page;     /* -1: none */
+	atomic_int later_page;    /* -1: none; fill says -EAGAIN */
 	pthread_t main_thread;
 	atomic_bool fill_on_main; /* fill ran on the caller's thread */
 };
@@ -58,6 +62,8 @@ static int fill(void *ctx, tm_region *r, size_t pg, void *data, uint8_t *tags,
 		atomic_store(&s->fill_on_main, true);
 	if ((int)pg == atomic_load(&s->fail_page))
 		return tm_error_set(err, -EIO, "source page %zu unreadable", pg);
+	if ((int)pg == atomic_load(&s->later_page))
+		return tm_error_set(err, -EAGAIN, "source page %zu requested", pg);
 	atomic_fetch_add(&s->fills[pg], 1);
 	expect_data(s->ps, pg, data);
 	*tagged = expect_tags(s->ps, pg, tags);
@@ -88,6 +94,7 @@ static struct lz *lz_new(enum rt_kind kind, uint32_t ps)
 
 	z->s.ps = ps;
 	z->s.fail_page = -1;
+	z->s.later_page = -1;
 	z->s.main_thread = pthread_self();
 	z->want = malloc(ps);
 	z->got = malloc(ps);
@@ -529,6 +536,161 @@ static void test_with_dirty_tracking(void **state)
 	lz_free(z);
 }
 
+/* ---- fills that say "later" (post-copy) and the caller's fault loop - */
+
+struct waiter {
+	volatile uint8_t *p;
+	uint8_t v;
+	atomic_bool done;
+	pid_t tid;
+};
+
+static void *wait_touch(void *arg)
+{
+	struct waiter *w = arg;
+
+	w->tid = (pid_t)syscall(SYS_gettid);
+	w->v = *w->p;
+	atomic_store(&w->done, true);
+	return NULL;
+}
+
+/* Still blocked after a while? (The kernel holds it in the fault.) */
+static bool still_waiting(struct waiter *w)
+{
+	const struct timespec ms50 = { 0, 50000000 };
+
+	nanosleep(&ms50, NULL);
+	return !atomic_load(&w->done);
+}
+
+/* A fill that says -EAGAIN leaves the faulting thread waiting, records no
+ * error and sends no signal; placing the page (as post-copy does when it
+ * arrives) wakes it with the placed data and tags. */
+static void test_fill_later(void **state)
+{
+	LZ_OR_SKIP(z, 4096);
+	tm_region *r = z->r;
+	struct waiter w = { .p = raw(r, 9 * 4096 + 17) };
+	uint8_t data[4096], tags[128], t[128];
+	pthread_t th;
+	tm_error err;
+
+	atomic_store(&z->s.later_page, 9);
+	assert_int_equal(pthread_create(&th, NULL, wait_touch, &w), 0);
+	assert_true(still_waiting(&w));
+	assert_int_equal(tm_region_lazy_error(r, &err), 0);
+	/* an API call gets "later" back */
+	tm_error_clear(&err);
+	assert_int_equal(tm_region_read_page(r, 9, data, NULL, &err), -EAGAIN);
+	assert_non_null(strstr(err.msg, "not available yet"));
+	assert_false(tm_region_page_present(r, 9));
+	/* the page arrives */
+	memset(data, 0x6B, sizeof(data));
+	memset(tags, 0x4C, sizeof(tags));
+	assert_int_equal(tm_region_write_page(r, 9, data, tags, &err), 0);
+	pthread_join(th, NULL);
+	assert_int_equal(w.v, 0x6B);
+	assert_int_equal(tm_region_get_tags(r, 9, TM_TAGS_PACKED, t, &err), 0);
+	assert_memory_equal(t, tags, sizeof(t));
+	assert_int_equal(z->s.fills[9], 0);
+	lz_free(z);
+}
+
+struct errs {
+	atomic_int calls;
+	size_t pg;
+	uint64_t addr;
+	int tid;
+	char msg[TM_ERROR_MSG_MAX];
+};
+
+static void on_fill_error(void *ctx, tm_region *r, size_t pg, uint64_t addr,
+			  int tid, const tm_error *err)
+{
+	struct errs *e = ctx;
+
+	(void)r;
+	e->pg = pg;
+	e->addr = addr;
+	e->tid = tid;
+	snprintf(e->msg, sizeof(e->msg), "%s", tm_error_msg(err));
+	atomic_fetch_add(&e->calls, 1);
+}
+
+/* Poll the region's descriptor and handle one message; false: none came
+ * within 2 s. */
+static bool handle_one(tm_region *r)
+{
+	struct pollfd pfd = { .fd = tm_region_lazy_fd(r, NULL), .events = POLLIN };
+	tm_error err;
+
+	if (poll(&pfd, 1, 2000) != 1)
+		return false;
+	assert_int_equal(tm_region_lazy_handle(r, &err), 1);
+	return true;
+}
+
+/*
+ * The caller's own loop: no fault thread; a fault waits until the caller
+ * handles it (in the caller's thread); a fill error goes to the callback,
+ * not SIGBUS, and the faulting thread waits until woken; API reads fill in
+ * their own thread.
+ */
+static void test_caller_loop(void **state)
+{
+	LZ_OR_SKIP(z, 4096);
+	tm_region *r = z->r;
+	struct errs e = { 0 };
+	struct waiter w = { .p = raw(r, 5 * 4096 + 3) };
+	pthread_t th;
+	tm_error err;
+
+	/* the thread mode has no descriptor to hand out */
+	tm_error_clear(&err);
+	assert_int_equal(tm_region_lazy_fd(r, &err), -EINVAL);
+	assert_int_equal(tm_region_lazy_handle(r, &err), -EINVAL);
+	tm_region_lazy_stop(r);
+	assert_int_equal(tm_region_lazy_start_caller(r, fill, &z->s, on_fill_error,
+						     &e, &err), 0);
+	assert_true(tm_region_lazy_fd(r, &err) >= 0);
+	assert_int_equal(tm_region_lazy_handle(r, &err), 0); /* nothing pending */
+	/* a fault waits for the loop */
+	assert_int_equal(pthread_create(&th, NULL, wait_touch, &w), 0);
+	assert_true(still_waiting(&w));
+	assert_int_equal(z->s.fills[5], 0);
+	assert_true(handle_one(r));
+	pthread_join(th, NULL);
+	expect_data(4096, 5, z->want);
+	assert_int_equal(w.v, z->want[3]);
+	assert_true(atomic_load(&z->s.fill_on_main)); /* filled by the loop */
+	check_page(z, 5);
+	/* a failing fill: the callback, no signal, the thread still waits */
+	atomic_store(&z->s.fail_page, 7);
+	w = (struct waiter){ .p = raw(r, 7 * 4096 + 40) };
+	assert_int_equal(pthread_create(&th, NULL, wait_touch, &w), 0);
+	assert_true(handle_one(r));
+	assert_int_equal(e.calls, 1);
+	assert_int_equal(e.pg, 7);
+	assert_int_equal(e.addr & ~(uint64_t)4095,
+			 (uintptr_t)raw(r, 7 * 4096) & ~(uintptr_t)4095);
+	assert_int_equal(e.tid, w.tid);
+	assert_non_null(strstr(e.msg, "source page 7 unreadable"));
+	assert_true(still_waiting(&w));
+	assert_false(tm_region_page_present(r, 7));
+	/* the source recovers; woken, the thread faults again and is served */
+	atomic_store(&z->s.fail_page, -1);
+	assert_int_equal(tm_region_lazy_wake(r, 7, &err), 0);
+	assert_true(handle_one(r));
+	pthread_join(th, NULL);
+	check_page(z, 7);
+	assert_int_equal(e.calls, 1);
+	/* an API read fills in its own thread, no loop needed */
+	check_page(z, 30);
+	assert_int_equal(tm_region_lazy_wake(r, NP, &err), -ERANGE);
+	lz_free(z);
+}
+
 static const enum rt_kind k_soft = RT_SOFT, k_mte = RT_MTE, k_mem = RT_MEM;
 
 #define LZ_T(prefix, fn, k) { prefix "/" #fn, fn, NULL, NULL, (void *)&k }
@@ -548,6 +710,8 @@ int main(void)
 		LZ_ALL(test_start_stop),
 		cmocka_unit_test(test_no_lazy_refused),
 		LZ_ALL(test_with_dirty_tracking),
+		LZ_ALL(test_fill_later),
+		LZ_ALL(test_caller_loop),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
