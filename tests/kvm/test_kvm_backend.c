@@ -4,6 +4,7 @@
  *   - tags written through the region API are what KVM_ARM_MTE_COPY_TAGS
  *     reads back, page by page and batched (read_pages across batches);
  *   - data goes to the VMM's mapping in place (tm_region_direct);
+ *   - discard frees the pages: data and tags read zero afterwards;
  *   - KVM refuses tag writes while the VM logs dirty pages, and the error
  *     says so;
  *   - a guest's tag-only write (STG, data unchanged) shows up in the
@@ -131,6 +132,38 @@ static void test_tags_round_trip(void **state)
 	free(data); free(packed); free(all); free(un); free(raw); free(bulk);
 }
 
+/* What a failed destination does with what it received: discard frees
+ * the memfd pages (MADV_REMOVE), data and tags both read zero after. */
+static void test_discard_zeroes_data_and_tags(void **state)
+{
+	struct tvm vm;
+	uint8_t data[4096], tags[128], zero[4096] = { 0 }, raw[256];
+	tm_region *r;
+	tm_error e;
+
+	(void)state;
+	skip_without_kvm();
+	vm_up(&vm, true, false, false);
+	r = ram_region(&vm, &e);
+	assert_non_null(r);
+	memset(data, 0x5A, sizeof(data));
+	memset(tags, 0x97, sizeof(tags));
+	for (size_t pg = 10; pg < 14; pg++)
+		assert_int_equal(tm_region_write_page(r, pg, data, tags, &e), 0);
+	assert_int_equal(tm_region_discard(r, 10, 3, &e), 0);
+	for (size_t pg = 10; pg < 13; pg++) {
+		assert_memory_equal(vm.ram + pg * 4096, zero, 4096);
+		raw_tags(&vm, TMV_RAM_IPA + pg * 4096, raw, 1);
+		assert_memory_equal(raw, zero, 256);
+	}
+	raw_tags(&vm, TMV_RAM_IPA + 13 * 4096, raw, 1);
+	assert_int_equal(raw[0], 7);
+	assert_int_equal(raw[1], 9);
+	assert_memory_equal(vm.ram + 13 * 4096, data, 4096);
+	tm_region_destroy(r);
+	tvm_destroy(&vm);
+}
+
 static void test_tag_write_while_logging(void **state)
 {
 	struct tvm vm;
@@ -240,6 +273,7 @@ int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_tags_round_trip),
+		cmocka_unit_test(test_discard_zeroes_data_and_tags),
 		cmocka_unit_test(test_tag_write_while_logging),
 		cmocka_unit_test(test_tag_only_write_is_dirty),
 		cmocka_unit_test(test_refuse_without_mte),
