@@ -11,7 +11,7 @@
 
 #define BIG (1u << 20)
 
-void *ss_big_calloc(size_t n, size_t size)
+void *tm_ssi_big_calloc(size_t n, size_t size)
 {
 	if (size && n > SIZE_MAX / size)
 		return NULL;
@@ -27,7 +27,7 @@ void *ss_big_calloc(size_t n, size_t size)
 	return p;
 }
 
-void ss_big_free(void *p, size_t n, size_t size)
+void tm_ssi_big_free(void *p, size_t n, size_t size)
 {
 	size_t len = n * size;
 

@@ -12,7 +12,7 @@
 #include <stddef.h>
 
 /* n * size zeroed bytes, or NULL (also on overflow). */
-void *ss_big_calloc(size_t n, size_t size);
-void ss_big_free(void *p, size_t n, size_t size);
+void *tm_ssi_big_calloc(size_t n, size_t size);
+void tm_ssi_big_free(void *p, size_t n, size_t size);
 
 #endif

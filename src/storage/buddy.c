@@ -67,7 +67,7 @@ static void list_del(struct tm_ss_sim *s, uint32_t pfn)
 	count_free(s, pfn, mt, -((int64_t)1 << order));
 }
 
-void ss_buddy_init(struct tm_ss_sim *s)
+void tm_ssi_buddy_init(struct tm_ss_sim *s)
 {
 	for (unsigned mt = 0; mt < MT_COUNT; mt++)
 		for (unsigned o = 0; o < SS_NORDERS; o++)
@@ -86,7 +86,7 @@ void ss_buddy_init(struct tm_ss_sim *s)
 	}
 }
 
-void ss_buddy_free(struct tm_ss_sim *s, uint32_t pfn, unsigned order)
+void tm_ssi_buddy_free(struct tm_ss_sim *s, uint32_t pfn, unsigned order)
 {
 	uint32_t rs = region_start(s, pfn), re = region_end(s, pfn);
 
@@ -183,19 +183,19 @@ static uint32_t steal(struct tm_ss_sim *s, unsigned order, unsigned mt)
 	return SS_NIL;
 }
 
-uint32_t ss_buddy_alloc_data(struct tm_ss_sim *s, unsigned order, unsigned mt)
+uint32_t tm_ssi_buddy_alloc_data(struct tm_ss_sim *s, unsigned order, unsigned mt)
 {
 	uint32_t p = take_head(s, mt, order);
 
 	return p != SS_NIL ? p : steal(s, order, mt);
 }
 
-uint32_t ss_buddy_alloc_tag(struct tm_ss_sim *s, unsigned order)
+uint32_t tm_ssi_buddy_alloc_tag(struct tm_ss_sim *s, unsigned order)
 {
 	return take_head(s, MT_CMA, order);
 }
 
-uint32_t ss_block_head(const struct tm_ss_sim *s, uint32_t pfn)
+uint32_t tm_ssi_block_head(const struct tm_ss_sim *s, uint32_t pfn)
 {
 	for (unsigned k = 0; k < SS_NORDERS; k++) {
 		uint32_t h = pfn & ~((1u << k) - 1);
@@ -206,12 +206,12 @@ uint32_t ss_block_head(const struct tm_ss_sim *s, uint32_t pfn)
 	return SS_NIL;
 }
 
-void ss_buddy_take(struct tm_ss_sim *s, uint32_t pfn, unsigned order)
+void tm_ssi_buddy_take(struct tm_ss_sim *s, uint32_t pfn, unsigned order)
 {
-	ss_buddy_take_from(s, ss_block_head(s, pfn), pfn, order);
+	tm_ssi_buddy_take_from(s, tm_ssi_block_head(s, pfn), pfn, order);
 }
 
-void ss_buddy_take_from(struct tm_ss_sim *s, uint32_t h, uint32_t pfn, unsigned order)
+void tm_ssi_buddy_take_from(struct tm_ss_sim *s, uint32_t h, uint32_t pfn, unsigned order)
 {
 	unsigned o = s->fr[h].order;
 

@@ -21,7 +21,7 @@ static unsigned bucket_of(uint64_t v)
 	return shift * sub + (unsigned)(v >> shift);
 }
 
-void ss_hist_add(struct ss_hist *h, uint64_t v)
+void tm_ssi_hist_add(struct ss_hist *h, uint64_t v)
 {
 	unsigned b = bucket_of(v);
 
@@ -33,7 +33,7 @@ void ss_hist_add(struct ss_hist *h, uint64_t v)
 	h->n++;
 }
 
-uint64_t ss_hist_percentile(const struct ss_hist *h, double p)
+uint64_t tm_ssi_hist_percentile(const struct ss_hist *h, double p)
 {
 	if (h->n == 0)
 		return 0;
@@ -51,10 +51,10 @@ uint64_t ss_hist_percentile(const struct ss_hist *h, double p)
 		if (seen >= rank)
 			return h->max[b];
 	}
-	return ss_hist_max(h);
+	return tm_ssi_hist_max(h);
 }
 
-uint64_t ss_hist_max(const struct ss_hist *h)
+uint64_t tm_ssi_hist_max(const struct ss_hist *h)
 {
 	for (unsigned b = SS_HIST_BUCKETS; b-- > 0;)
 		if (h->count[b])

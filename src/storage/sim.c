@@ -88,16 +88,16 @@ static int alloc_arrays(struct tm_ss_sim *s)
 {
 	size_t n = s->nframes;
 
-	s->fr = ss_big_calloc(n, sizeof(struct ss_frame));
-	s->freeord = ss_big_calloc(n, 1);
-	s->pbtype = ss_big_calloc(s->npb, 1);
-	s->pbfree = ss_big_calloc(s->npb, sizeof(uint16_t));
-	s->blk_tagged = ss_big_calloc(s->nblocks, sizeof(uint32_t));
-	s->blk_resv = ss_big_calloc(s->nblocks, 1);
-	s->obj = ss_big_calloc(s->nobj, sizeof(struct ss_obj));
-	s->hist = ss_big_calloc(1, sizeof(struct ss_hist));
-	s->scratch_bits = ss_big_calloc((n + 63) / 64, sizeof(uint64_t));
-	s->scratch_blk = ss_big_calloc(s->nblocks, sizeof(uint32_t));
+	s->fr = tm_ssi_big_calloc(n, sizeof(struct ss_frame));
+	s->freeord = tm_ssi_big_calloc(n, 1);
+	s->pbtype = tm_ssi_big_calloc(s->npb, 1);
+	s->pbfree = tm_ssi_big_calloc(s->npb, sizeof(uint16_t));
+	s->blk_tagged = tm_ssi_big_calloc(s->nblocks, sizeof(uint32_t));
+	s->blk_resv = tm_ssi_big_calloc(s->nblocks, 1);
+	s->obj = tm_ssi_big_calloc(s->nobj, sizeof(struct ss_obj));
+	s->hist = tm_ssi_big_calloc(1, sizeof(struct ss_hist));
+	s->scratch_bits = tm_ssi_big_calloc((n + 63) / 64, sizeof(uint64_t));
+	s->scratch_blk = tm_ssi_big_calloc(s->nblocks, sizeof(uint32_t));
 	for (unsigned l = 0; l < 2; l++) {
 		/* each folio on it holds a frame of the pool: 2x frames never fills */
 		uint64_t cap = 64, frames = l == POOL_DATA ? s->data_frames : s->tag_frames;
@@ -105,7 +105,7 @@ static int alloc_arrays(struct tm_ss_sim *s)
 		while (cap < 2 * (uint64_t)frames)
 			cap *= 2;
 		s->lru[l].mask = cap - 1;
-		s->lru[l].id = ss_big_calloc(cap, sizeof(uint32_t));
+		s->lru[l].id = tm_ssi_big_calloc(cap, sizeof(uint32_t));
 		if (!s->lru[l].id)
 			return -ENOMEM;
 	}
@@ -150,7 +150,7 @@ int tm_ss_create(const tm_ss_config *ucfg, tm_ss_sim **out, tm_error *err)
 	}
 	s->iso_lo = s->iso_hi = SS_NIL;
 	init_tag_storage(s);
-	ss_buddy_init(s);
+	tm_ssi_buddy_init(s);
 #ifdef TM_DEBUG_INVARIANTS
 	s->check_each = cfg->check_invariants > 0 ||
 			(cfg->check_invariants < 0 && s->nframes <= 65536);
@@ -163,18 +163,18 @@ void tm_ss_destroy(tm_ss_sim *s)
 {
 	if (!s)
 		return;
-	ss_big_free(s->fr, s->nframes, sizeof(struct ss_frame));
-	ss_big_free(s->freeord, s->nframes, 1);
-	ss_big_free(s->pbtype, s->npb, 1);
-	ss_big_free(s->pbfree, s->npb, sizeof(uint16_t));
-	ss_big_free(s->blk_tagged, s->nblocks, sizeof(uint32_t));
-	ss_big_free(s->blk_resv, s->nblocks, 1);
-	ss_big_free(s->obj, s->nobj, sizeof(struct ss_obj));
-	ss_big_free(s->hist, 1, sizeof(struct ss_hist));
-	ss_big_free(s->scratch_bits, (s->nframes + 63) / 64, sizeof(uint64_t));
-	ss_big_free(s->scratch_blk, s->nblocks, sizeof(uint32_t));
+	tm_ssi_big_free(s->fr, s->nframes, sizeof(struct ss_frame));
+	tm_ssi_big_free(s->freeord, s->nframes, 1);
+	tm_ssi_big_free(s->pbtype, s->npb, 1);
+	tm_ssi_big_free(s->pbfree, s->npb, sizeof(uint16_t));
+	tm_ssi_big_free(s->blk_tagged, s->nblocks, sizeof(uint32_t));
+	tm_ssi_big_free(s->blk_resv, s->nblocks, 1);
+	tm_ssi_big_free(s->obj, s->nobj, sizeof(struct ss_obj));
+	tm_ssi_big_free(s->hist, 1, sizeof(struct ss_hist));
+	tm_ssi_big_free(s->scratch_bits, (s->nframes + 63) / 64, sizeof(uint64_t));
+	tm_ssi_big_free(s->scratch_blk, s->nblocks, sizeof(uint32_t));
 	for (unsigned l = 0; l < 2; l++)
-		ss_big_free(s->lru[l].id, s->lru[l].mask + 1, sizeof(uint32_t));
+		tm_ssi_big_free(s->lru[l].id, s->lru[l].mask + 1, sizeof(uint32_t));
 	free(s);
 }
 
@@ -300,14 +300,14 @@ static uint32_t try_alloc(struct tm_ss_sim *s, unsigned order, unsigned kind, bo
 	uint32_t p;
 
 	if (!allow_tag)
-		return ss_buddy_alloc_data(s, order, mt);
+		return tm_ssi_buddy_alloc_data(s, order, mt);
 	if (s->free_tag > (s->free_data + s->free_tag) / 2) {
-		p = ss_buddy_alloc_tag(s, order);
+		p = tm_ssi_buddy_alloc_tag(s, order);
 		if (p != SS_NIL)
 			return p;
 	}
-	p = ss_buddy_alloc_data(s, order, mt);
-	return p != SS_NIL ? p : ss_buddy_alloc_tag(s, order);
+	p = tm_ssi_buddy_alloc_data(s, order, mt);
+	return p != SS_NIL ? p : tm_ssi_buddy_alloc_tag(s, order);
 }
 
 /* Compaction may evict unpinned page cache and migrate unpinned, untagged
@@ -351,9 +351,9 @@ static void release_frames(struct tm_ss_sim *s, uint32_t id)
 		lru_del(s, id);
 	if (ss_in_tag(s, pfn))
 		s->tag_used -= 1u << o->order;
-	ss_free_range(s, pfn, o->order);
+	tm_ssi_free_range(s, pfn, o->order);
 	if (o->flags & OF_TAGGED)
-		ss_tags_put(s, pfn, o->order);
+		tm_ssi_tags_put(s, pfn, o->order);
 	o->flags = (uint8_t)(o->flags & ~(OF_PRESENT | OF_TAGGED));
 	o->pfn = SS_NIL;
 }
@@ -426,9 +426,9 @@ static bool evacuate(struct tm_ss_sim *s, uint32_t lo, unsigned order)
 	uint32_t hi = lo + (1u << order);
 	bool ok = true;
 
-	ss_isolate_begin(s, lo, hi);
+	tm_ssi_isolate_begin(s, lo, hi);
 	for (uint32_t f = lo; f < hi && ok; f++) {
-		uint32_t h = ss_block_head(s, f);
+		uint32_t h = tm_ssi_block_head(s, f);
 
 		if (s->fr[h].state != FS_USED)
 			continue;
@@ -437,9 +437,9 @@ static bool evacuate(struct tm_ss_sim *s, uint32_t lo, unsigned order)
 		if (s->obj[id].kind == TM_SS_PAGECACHE)
 			evict(s, id);
 		else
-			ok = ss_migrate(s, id, false) == 0;
+			ok = tm_ssi_migrate(s, id, false) == 0;
 	}
-	ss_isolate_end(s, lo, hi);
+	tm_ssi_isolate_end(s, lo, hi);
 	return ok;
 }
 
@@ -480,7 +480,7 @@ static uint32_t get_frames(struct tm_ss_sim *s, unsigned order, unsigned kind, b
 	return p;
 }
 
-int ss_place(struct tm_ss_sim *s, uint32_t id, bool allow_tag)
+int tm_ssi_place(struct tm_ss_sim *s, uint32_t id, bool allow_tag)
 {
 	struct ss_obj *o = &s->obj[id];
 	uint32_t p = get_frames(s, o->order, o->kind, allow_tag);
@@ -491,7 +491,7 @@ int ss_place(struct tm_ss_sim *s, uint32_t id, bool allow_tag)
 	return 0;
 }
 
-int ss_migrate(struct tm_ss_sim *s, uint32_t id, bool to_data)
+int tm_ssi_migrate(struct tm_ss_sim *s, uint32_t id, bool to_data)
 {
 	struct ss_obj *o = &s->obj[id];
 	uint32_t n = 1u << o->order;
@@ -513,7 +513,7 @@ int ss_migrate(struct tm_ss_sim *s, uint32_t id, bool to_data)
 
 	if (ss_in_tag(s, old))
 		s->tag_used -= n;
-	ss_free_range(s, old, o->order);
+	tm_ssi_free_range(s, old, o->order);
 	o->flags = (uint8_t)(o->flags & ~OF_PRESENT);
 	set_used(s, id, p);
 	if (s->compacting)
@@ -524,7 +524,7 @@ int ss_migrate(struct tm_ss_sim *s, uint32_t id, bool to_data)
 	return 0;
 }
 
-void ss_drop(struct tm_ss_sim *s, uint32_t id)
+void tm_ssi_drop(struct tm_ss_sim *s, uint32_t id)
 {
 	uint32_t n = 1u << s->obj[id].order;
 
@@ -592,7 +592,7 @@ static void alloc_tagged(struct tm_ss_sim *s, uint32_t id, uint32_t at)
 			nomem = true;
 			break;
 		}
-		if (ss_tags_get(s, p, o->order) == 0) {
+		if (tm_ssi_tags_get(s, p, o->order) == 0) {
 			set_used(s, id, p);
 			o->flags |= OF_TAGGED;
 			update_movable(s, id);
@@ -608,7 +608,7 @@ static void alloc_tagged(struct tm_ss_sim *s, uint32_t id, uint32_t at)
 			break;
 	}
 	for (unsigned i = 0; i < nheld; i++)
-		ss_buddy_free(s, held[i], o->order);
+		tm_ssi_buddy_free(s, held[i], o->order);
 	if (!ok) {
 		o->flags |= OF_FAILED;
 		if (nomem)
@@ -627,7 +627,7 @@ static void alloc_untagged(struct tm_ss_sim *s, uint32_t id, uint32_t at)
 		set_used(s, id, at);
 		return;
 	}
-	if (ss_place(s, id, tag_pool_allows(s, o->kind)) == 0)
+	if (tm_ssi_place(s, id, tag_pool_allows(s, o->kind)) == 0)
 		return;
 	o->flags |= OF_FAILED;
 	s->st.alloc_failures++;
@@ -701,7 +701,7 @@ static bool refault(struct tm_ss_sim *s, uint32_t id)
 	uint32_t n = 1u << o->order;
 	bool by_policy = o->flags & OF_DROPPED;
 
-	if (ss_place(s, id, tag_pool_allows(s, o->kind))) {
+	if (tm_ssi_place(s, id, tag_pool_allows(s, o->kind))) {
 		s->st.alloc_failures++;
 		ss_cost(s, TM_SS_COST_ALLOC_FAIL, 1);
 		return false;
@@ -763,7 +763,7 @@ static int do_tag(struct tm_ss_sim *s, uint32_t id, tm_error *err)
 	s->st.tagged_allocs++;
 	ss_cost(s, TM_SS_COST_TAG_CLEAR_FRAME, 1u << o->order);
 	if (ss_in_tag(s, o->pfn)) {
-		int r = ss_migrate(s, id, true);
+		int r = tm_ssi_migrate(s, id, true);
 
 		if (r) {
 			tag_failed(s, r);
@@ -771,12 +771,12 @@ static int do_tag(struct tm_ss_sim *s, uint32_t id, tm_error *err)
 		}
 	}
 	for (unsigned a = 0;; a++) {
-		if (ss_tags_get(s, o->pfn, o->order) == 0) {
+		if (tm_ssi_tags_get(s, o->pfn, o->order) == 0) {
 			o->flags |= OF_TAGGED;
 			update_movable(s, id);
 			return 0;
 		}
-		if (a == s->cfg.tag_retries || o->pins || ss_migrate(s, id, true)) {
+		if (a == s->cfg.tag_retries || o->pins || tm_ssi_migrate(s, id, true)) {
 			s->st.tagged_alloc_failures++;
 			ss_cost(s, TM_SS_COST_ALLOC_FAIL, 1);
 			return 0;
@@ -803,7 +803,7 @@ static void do_pin(struct tm_ss_sim *s, uint32_t id, bool longterm)
 	bool must_move = ss_in_tag(s, o->pfn) &&
 			 (longterm || s->cfg.policy == TM_SS_CLEANCACHE);
 
-	if (o->pins == 0 && must_move && ss_migrate(s, id, true)) {
+	if (o->pins == 0 && must_move && tm_ssi_migrate(s, id, true)) {
 		s->st.pin_failures++;
 		o->lost_pins++;
 		return;
@@ -841,7 +841,7 @@ static void account(struct tm_ss_sim *s, const tm_ss_event *ev, bool tagged)
 {
 	s->last_cost = s->ev_cost;
 	if (tagged) {
-		ss_hist_add(s->hist, s->ev_cost);
+		tm_ssi_hist_add(s->hist, s->ev_cost);
 		s->st.tagged_ns += s->ev_cost;
 	}
 	background_reclaim(s);
@@ -944,7 +944,7 @@ static int check_at(const struct tm_ss_sim *s, const tm_ss_event *ev, uint32_t p
 				    tm_ss_policy_name(s->cfg.policy),
 				    ev->flags & TM_SS_EV_TAGGED ? "tagged " : "",
 				    tm_ss_kind_name(ev->kind), pfn);
-	uint32_t h = ss_block_head(s, pfn);
+	uint32_t h = tm_ssi_block_head(s, pfn);
 
 	if (h == SS_NIL || s->fr[h].state != FS_FREE || h + (1u << s->fr[h].order) < pfn + n)
 		return tm_error_set(err, -EBUSY, "storage-sim: frames %u+%u are not free", pfn, n);
@@ -963,7 +963,7 @@ int tm_ss_alloc_at(tm_ss_sim *s, uint32_t obj, uint32_t pfn, unsigned order,
 		r = check_at(s, &ev, pfn, err);
 	if (r)
 		return r;
-	ss_buddy_take(s, pfn, order);
+	tm_ssi_buddy_take(s, pfn, order);
 	do_alloc(s, &ev, pfn);
 	account(s, &ev, s->st.tagged_allocs != before);
 	return after_event(s, err);
@@ -986,9 +986,9 @@ void tm_ss_get_stats(const tm_ss_sim *s, tm_ss_stats *out)
 	double ev = s->st.events ? (double)s->st.events : 1.0;
 
 	*out = s->st;
-	out->tagged_alloc_p50_ns = ss_hist_percentile(s->hist, 0.50);
-	out->tagged_alloc_p99_ns = ss_hist_percentile(s->hist, 0.99);
-	out->tagged_alloc_max_ns = ss_hist_max(s->hist);
+	out->tagged_alloc_p50_ns = tm_ssi_hist_percentile(s->hist, 0.50);
+	out->tagged_alloc_p99_ns = tm_ssi_hist_percentile(s->hist, 0.99);
+	out->tagged_alloc_max_ns = tm_ssi_hist_max(s->hist);
 	out->usable_gain_pct = (double)s->sum_unresv / ev / s->nframes * 100.0;
 	out->used_gain_pct = (double)s->sum_used / ev / s->nframes * 100.0;
 	out->tag_reserved_pct = (double)s->sum_resv / ev / s->tag_frames * 100.0;

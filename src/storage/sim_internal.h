@@ -8,6 +8,11 @@
  * tm_ss_create. A frame is described only at the head of the block that
  * contains it (free block, allocated folio or reserved tag frame); every
  * other frame is FS_TAIL, so each frame belongs to exactly one block.
+ *
+ * Names: functions shared between the files of src/storage are tm_ssi_*
+ * ("storage-sim internal"): global symbols of libtagmem all carry the
+ * project prefix, and tm_ssi_ says they are not API. Everything else here is
+ * static.
  */
 #ifndef TM_STORAGE_SIM_INTERNAL_H
 #define TM_STORAGE_SIM_INTERNAL_H
@@ -151,35 +156,35 @@ static inline unsigned ss_mt_of(const struct tm_ss_sim *s, uint32_t pfn)
 {
 	return ss_in_tag(s, pfn) ? MT_CMA : s->pbtype[pfn >> SS_PB_ORDER];
 }
-void ss_buddy_init(struct tm_ss_sim *s);
+void tm_ssi_buddy_init(struct tm_ss_sim *s);
 /* Insert the free block [pfn, 2^order) and merge with free buddies. */
-void ss_buddy_free(struct tm_ss_sim *s, uint32_t pfn, unsigned order);
+void tm_ssi_buddy_free(struct tm_ss_sim *s, uint32_t pfn, unsigned order);
 /* Allocate 2^order frames of migrate type mt from the data pool (with
  * fallback stealing); SS_NIL when nothing is free. */
-uint32_t ss_buddy_alloc_data(struct tm_ss_sim *s, unsigned order, unsigned mt);
+uint32_t tm_ssi_buddy_alloc_data(struct tm_ss_sim *s, unsigned order, unsigned mt);
 /* Allocate from the tag-storage (CMA) pool; SS_NIL when nothing is free. */
-uint32_t ss_buddy_alloc_tag(struct tm_ss_sim *s, unsigned order);
+uint32_t tm_ssi_buddy_alloc_tag(struct tm_ss_sim *s, unsigned order);
 /* Head of the block that contains pfn. */
-uint32_t ss_block_head(const struct tm_ss_sim *s, uint32_t pfn);
+uint32_t tm_ssi_block_head(const struct tm_ss_sim *s, uint32_t pfn);
 /* Take the free frames [pfn, 2^order) (inside one free block) off the free
  * lists, splitting the block around them. The range's head becomes FS_TAIL
  * state-less: the caller sets its state. */
-void ss_buddy_take(struct tm_ss_sim *s, uint32_t pfn, unsigned order);
+void tm_ssi_buddy_take(struct tm_ss_sim *s, uint32_t pfn, unsigned order);
 /* The same when the head h of the free block holding pfn is known. */
-void ss_buddy_take_from(struct tm_ss_sim *s, uint32_t h, uint32_t pfn, unsigned order);
+void tm_ssi_buddy_take_from(struct tm_ss_sim *s, uint32_t h, uint32_t pfn, unsigned order);
 
 /* ---- tagblock.c ---- */
 /* Make the tag blocks covering [pfn, pfn + 2^order) hold tags; on failure
  * nothing is reserved and the reason is counted. */
-int ss_tags_get(struct tm_ss_sim *s, uint32_t pfn, unsigned order);
+int tm_ssi_tags_get(struct tm_ss_sim *s, uint32_t pfn, unsigned order);
 /* The folio at [pfn, 2^order) is no longer tagged. */
-void ss_tags_put(struct tm_ss_sim *s, uint32_t pfn, unsigned order);
+void tm_ssi_tags_put(struct tm_ss_sim *s, uint32_t pfn, unsigned order);
 /* Free [pfn, 2^order) honouring an isolation in progress. */
-void ss_free_range(struct tm_ss_sim *s, uint32_t pfn, unsigned order);
+void tm_ssi_free_range(struct tm_ss_sim *s, uint32_t pfn, unsigned order);
 /* Isolate [lo, hi): its free frames leave the free lists, frames freed
- * later become FS_ISOL too. ss_isolate_end frees the isolated frames back. */
-void ss_isolate_begin(struct tm_ss_sim *s, uint32_t lo, uint32_t hi);
-void ss_isolate_end(struct tm_ss_sim *s, uint32_t lo, uint32_t hi);
+ * later become FS_ISOL too. tm_ssi_isolate_end frees the isolated frames back. */
+void tm_ssi_isolate_begin(struct tm_ss_sim *s, uint32_t lo, uint32_t hi);
+void tm_ssi_isolate_end(struct tm_ss_sim *s, uint32_t lo, uint32_t hi);
 
 /* ---- sim.c ---- */
 static inline uint32_t ss_block_of(const struct tm_ss_sim *s, uint32_t data_pfn)
@@ -189,21 +194,21 @@ static inline uint32_t ss_block_of(const struct tm_ss_sim *s, uint32_t data_pfn)
 /* Give obj frames of its kind/order, reclaiming if needed (never from the
  * frames being isolated). allow_tag: may use the tag pool. Returns 0 or
  * -ENOMEM (nothing counted). */
-int ss_place(struct tm_ss_sim *s, uint32_t id, bool allow_tag);
+int tm_ssi_place(struct tm_ss_sim *s, uint32_t id, bool allow_tag);
 /* Move a present object to new frames (data pool when to_data). 0 or
  * -ENOMEM / -EBUSY (pinned). Counts frames_migrated (frames_compacted when
  * compaction moves it) and their cost. */
-int ss_migrate(struct tm_ss_sim *s, uint32_t id, bool to_data);
+int tm_ssi_migrate(struct tm_ss_sim *s, uint32_t id, bool to_data);
 /* Drop a present clean page-cache object (policy drop). */
-void ss_drop(struct tm_ss_sim *s, uint32_t id);
+void tm_ssi_drop(struct tm_ss_sim *s, uint32_t id);
 static inline void ss_cost(struct tm_ss_sim *s, tm_ss_cost_key k, uint64_t units)
 {
 	s->ev_cost += s->cfg.costs.ns[k] * units;
 }
 
 /* ---- hist.c ---- */
-void ss_hist_add(struct ss_hist *h, uint64_t v);
-uint64_t ss_hist_percentile(const struct ss_hist *h, double p);
-uint64_t ss_hist_max(const struct ss_hist *h);
+void tm_ssi_hist_add(struct ss_hist *h, uint64_t v);
+uint64_t tm_ssi_hist_percentile(const struct ss_hist *h, double p);
+uint64_t tm_ssi_hist_max(const struct ss_hist *h);
 
 #endif

@@ -28,12 +28,12 @@ static inline uint32_t block_lo(const struct tm_ss_sim *s, uint32_t b)
 	return s->tag_base + b * s->bsz;
 }
 
-void ss_free_range(struct tm_ss_sim *s, uint32_t pfn, unsigned order)
+void tm_ssi_free_range(struct tm_ss_sim *s, uint32_t pfn, unsigned order)
 {
 	uint32_t end = pfn + (1u << order);
 
 	if (s->iso_lo == SS_NIL || end <= s->iso_lo || pfn >= s->iso_hi) {
-		ss_buddy_free(s, pfn, order);
+		tm_ssi_buddy_free(s, pfn, order);
 		return;
 	}
 	if (order == 0) {
@@ -42,8 +42,8 @@ void ss_free_range(struct tm_ss_sim *s, uint32_t pfn, unsigned order)
 		return;
 	}
 	s->fr[pfn].state = FS_TAIL;
-	ss_free_range(s, pfn, order - 1);
-	ss_free_range(s, pfn + (1u << (order - 1)), order - 1);
+	tm_ssi_free_range(s, pfn, order - 1);
+	tm_ssi_free_range(s, pfn + (1u << (order - 1)), order - 1);
 }
 
 /* One look at the block's frames: is any occupant pinned, is it all free? */
@@ -52,7 +52,7 @@ static void survey(const struct tm_ss_sim *s, uint32_t lo, uint32_t hi, bool *pi
 	*pinned = false;
 	*free = true;
 	for (uint32_t f = lo; f < hi;) {
-		uint32_t h = ss_block_head(s, f);
+		uint32_t h = tm_ssi_block_head(s, f);
 
 		if (s->fr[h].state != FS_FREE)
 			*free = false;
@@ -66,11 +66,11 @@ static void survey(const struct tm_ss_sim *s, uint32_t lo, uint32_t hi, bool *pi
 static void take_free_frames(struct tm_ss_sim *s, uint32_t lo, uint32_t hi, bool charge)
 {
 	for (uint32_t f = lo; f < hi; f++) {
-		uint32_t h = ss_block_head(s, f);
+		uint32_t h = tm_ssi_block_head(s, f);
 
 		if (s->fr[h].state != FS_FREE)
 			continue;
-		ss_buddy_take_from(s, h, f, 0);
+		tm_ssi_buddy_take_from(s, h, f, 0);
 		s->fr[f].state = FS_ISOL;
 		if (charge) {
 			s->st.frames_taken_fast++;
@@ -85,15 +85,15 @@ static int evict_occupants(struct tm_ss_sim *s, uint32_t lo, uint32_t hi)
 {
 	take_free_frames(s, lo, hi, false);
 	for (uint32_t f = lo; f < hi; f++) {
-		uint32_t h = ss_block_head(s, f);
+		uint32_t h = tm_ssi_block_head(s, f);
 
 		if (s->fr[h].state == FS_USED) {
 			uint32_t id = s->fr[h].owner;
 
 			if (s->obj[id].kind == TM_SS_PAGECACHE) {
-				ss_drop(s, id);
+				tm_ssi_drop(s, id);
 			} else {
-				int r = ss_migrate(s, id, false);
+				int r = tm_ssi_migrate(s, id, false);
 
 				if (r)
 					return r;
@@ -103,19 +103,19 @@ static int evict_occupants(struct tm_ss_sim *s, uint32_t lo, uint32_t hi)
 	return 0;
 }
 
-void ss_isolate_begin(struct tm_ss_sim *s, uint32_t lo, uint32_t hi)
+void tm_ssi_isolate_begin(struct tm_ss_sim *s, uint32_t lo, uint32_t hi)
 {
 	s->iso_lo = lo;
 	s->iso_hi = hi;
 	take_free_frames(s, lo, hi, false);
 }
 
-void ss_isolate_end(struct tm_ss_sim *s, uint32_t lo, uint32_t hi)
+void tm_ssi_isolate_end(struct tm_ss_sim *s, uint32_t lo, uint32_t hi)
 {
 	s->iso_lo = s->iso_hi = SS_NIL;
 	for (uint32_t f = lo; f < hi; f++)
 		if (s->fr[f].state == FS_ISOL)
-			ss_buddy_free(s, f, 0);
+			tm_ssi_buddy_free(s, f, 0);
 }
 
 static void finish_reservation(struct tm_ss_sim *s, uint32_t b, uint32_t lo, uint32_t hi)
@@ -163,7 +163,7 @@ static int reserve(struct tm_ss_sim *s, uint32_t b)
 		ss_cost(s, TM_SS_COST_DRAIN, 1);
 	}
 	if (evict_occupants(s, lo, hi)) {
-		ss_isolate_end(s, lo, hi);
+		tm_ssi_isolate_end(s, lo, hi);
 		s->st.fail_nomem++;
 		return -ENOMEM;
 	}
@@ -176,7 +176,7 @@ static void release(struct tm_ss_sim *s, uint32_t b)
 	uint32_t lo = block_lo(s, b);
 
 	for (uint32_t f = lo; f < lo + s->bsz; f++)
-		ss_buddy_free(s, f, 0);
+		tm_ssi_buddy_free(s, f, 0);
 	s->blk_resv[b] = 0;
 	s->tag_resv -= s->bsz;
 	s->st.releases++;
@@ -190,7 +190,7 @@ static uint32_t overlap(const struct tm_ss_sim *s, uint32_t b, uint32_t pfn, uin
 	return (end < hi ? end : hi) - (pfn > lo ? pfn : lo);
 }
 
-int ss_tags_get(struct tm_ss_sim *s, uint32_t pfn, unsigned order)
+int tm_ssi_tags_get(struct tm_ss_sim *s, uint32_t pfn, unsigned order)
 {
 	uint32_t end = pfn + (1u << order);
 	uint32_t b0 = ss_block_of(s, pfn), b1 = ss_block_of(s, end - 1);
@@ -212,7 +212,7 @@ int ss_tags_get(struct tm_ss_sim *s, uint32_t pfn, unsigned order)
 	return 0;
 }
 
-void ss_tags_put(struct tm_ss_sim *s, uint32_t pfn, unsigned order)
+void tm_ssi_tags_put(struct tm_ss_sim *s, uint32_t pfn, unsigned order)
 {
 	uint32_t end = pfn + (1u << order);
 	uint32_t b0 = ss_block_of(s, pfn), b1 = ss_block_of(s, end - 1);
