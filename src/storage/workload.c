@@ -262,16 +262,39 @@ int tm_ss_workload_validate(const tm_ss_workload *w, tm_error *err)
 	return 0;
 }
 
+
 /* ---------------------------------------------------------------- */
 /* generator                                                        */
 /* ---------------------------------------------------------------- */
 
+/*
+ * Speed. The generator's tables (objects, id lists) are far larger than the
+ * caches and each pick lands at random, so the time goes into waiting for
+ * memory, not into arithmetic. Two things hide that wait without changing a
+ * single event:
+ *   - the random numbers are drawn AHEAD draws before they are used (the
+ *     xoshiro stream is the same, only read from a small ring), and every
+ *     number is treated, while it waits, as if it were going to be a pick:
+ *     the list slot it would pick is fetched first, the object in that slot
+ *     half-way, and that object's slot in its second list a quarter before
+ *     use. Most of these guesses are for numbers that end up as something
+ *     else (a churn draw, a kind); they cost a few instructions each. The
+ *     one that is a pick finds its memory in cache.
+ *   - pow() of the skewed page-cache read is replaced, for integer skews, by
+ *     repeated multiplication when that provably gives the same index (the
+ *     two results differ by far less than the margin tested); otherwise
+ *     pow() decides, so the index is always pow()'s.
+ */
+
 enum { G_LIVE = 1, G_TAGGED = 2, G_PINNED = 4, G_ADVERSARY = 8 };
 enum { L_FREEABLE = 0, L_PC, L_UNTAGGED, L_ADV, L_COUNT };
 
+/* An object is on at most two lists: slot 0 of pos is its place in
+ * L_FREEABLE (the adversary's pages: L_ADV), slot 1 in L_PC (page cache)
+ * or L_UNTAGGED (untagged movable memory). 12 bytes per object. */
 struct gobj {
+	uint32_t pos[2];
 	uint8_t kind, order, flags;
-	uint32_t pos[L_COUNT];
 };
 
 struct idlist {
@@ -279,15 +302,30 @@ struct idlist {
 	uint32_t n;
 };
 
+#define AHEAD 64u  /* random numbers drawn before their use (a power of two) */
+
+/* What a phase needs at every event, computed once. */
+struct gphase {
+	double target;              /* occupancy * frames */
+	double c_unmov, c_recl, c_pc; /* cumulative kind thresholds */
+	double adv_cap;             /* adversary_cap * frames */
+	unsigned skew_int;          /* read_skew when it is an integer 1..16, else 0 */
+	uint64_t ord_cum[TM_SS_MAX_ORDER + 1], ord_total;
+	uint64_t pc_cum[TM_SS_MAX_ORDER + 1], pc_total;
+};
+
 struct tm_ss_gen {
 	tm_ss_workload w;
 	uint32_t frames;
-	tm_rng rng;
+	tm_rng rng;           /* AHEAD draws ahead of the events */
+	uint64_t ahead[AHEAD];/* drawn, not yet used: ahead[next_draw % AHEAD] is next */
+	uint32_t next_draw;
 	uint64_t emitted;     /* measured events given so far */
 	uint64_t warm_emitted;/* events of the current warm-up phase */
 	uint64_t warm_cap;    /* a warm-up phase that cannot fill memory ends here */
 	uint64_t phase_end[TM_SS_MAX_PHASES];
 	unsigned phase;
+	struct gphase ph[TM_SS_MAX_PHASES];
 	struct gobj *obj;
 	uint32_t nobj;
 	uint32_t *spare;      /* unused ids (a stack) */
@@ -299,26 +337,165 @@ struct tm_ss_gen {
 	unsigned npend;
 };
 
-static void list_add(struct tm_ss_gen *g, unsigned l, uint32_t id)
+static inline unsigned slot_of(unsigned l)
 {
-	g->obj[id].pos[l] = g->list[l].n;
+	return l == L_FREEABLE || l == L_ADV ? 0 : 1;
+}
+
+static inline void list_add(struct tm_ss_gen *g, unsigned l, uint32_t id)
+{
+	g->obj[id].pos[slot_of(l)] = g->list[l].n;
 	g->list[l].ids[g->list[l].n++] = id;
 }
 
-static void list_del(struct tm_ss_gen *g, unsigned l, uint32_t id)
+static inline void list_del(struct tm_ss_gen *g, unsigned l, uint32_t id)
 {
 	struct idlist *L = &g->list[l];
-	uint32_t pos = g->obj[id].pos[l];
+	unsigned s = slot_of(l);
+	uint32_t pos = g->obj[id].pos[s];
 	uint32_t last = L->ids[--L->n];
 
 	L->ids[pos] = last;
-	g->obj[last].pos[l] = pos;
-	g->obj[id].pos[l] = NIL;
+	g->obj[last].pos[s] = pos;
+	g->obj[id].pos[s] = NIL;
+	if (L->n) /* the next list_del moves this one */
+		__builtin_prefetch(&g->obj[L->ids[L->n - 1]]);
 }
 
-static bool on_list(const struct tm_ss_gen *g, unsigned l, uint32_t id)
+/* The list an object's slot 1 refers to. */
+static inline unsigned list1_of(const struct gobj *o)
 {
-	return g->obj[id].pos[l] != NIL;
+	return o->kind == TM_SS_PAGECACHE ? L_PC : L_UNTAGGED;
+}
+
+/* ---- random numbers: tm_rng's xoshiro256** and its conversions, inline ---- */
+
+static inline uint64_t rotl64(uint64_t x, int k)
+{
+	return (x << k) | (x >> (64 - k));
+}
+
+/* The same sequence as tm_rng_next (src/common/util.c). */
+static inline uint64_t rng_next(tm_rng *r)
+{
+	uint64_t *s = r->s;
+	uint64_t result = rotl64(s[1] * 5, 7) * 9;
+	uint64_t t = s[1] << 17;
+
+	s[2] ^= s[0];
+	s[3] ^= s[1];
+	s[1] ^= s[2];
+	s[0] ^= s[3];
+	s[2] ^= t;
+	s[3] = rotl64(s[3], 45);
+	return result;
+}
+
+/* tm_rng_below and tm_rng_unit of a drawn number. */
+static inline uint64_t below(uint64_t v, uint64_t n)
+{
+	return (uint64_t)(((unsigned __int128)v * n) >> 64);
+}
+
+static inline double unit(uint64_t v)
+{
+	return (double)(v >> 11) * (1.0 / 9007199254740992.0);
+}
+
+/* u^k for integer k by multiplication: within (k - 1) * 2^-53 of the exact
+ * power, as pow() is within 1 ulp. */
+static inline double ipow(double u, unsigned k)
+{
+	double x = u;
+
+	for (unsigned j = 1; j < k; j++)
+		x *= u;
+	return x;
+}
+
+/* (uint32_t)(pow(u, k) * n), exactly as pow() would give it. Both pow()
+ * and ipow() are within 2^-48 (relative) of the true power, so pow(u, k)
+ * lies in [lo, hi]; multiplying by n and truncating are monotonic, so when
+ * lo and hi give the same index, pow() gives it too. */
+static uint32_t skew_index(double u, double k, unsigned ik, uint32_t n)
+{
+	if (ik == 1)
+		return (uint32_t)(u * n);
+	if (ik) {
+		double x = ipow(u, ik);
+		double lo = x * (1.0 - 0x1p-40), hi = x * (1.0 + 0x1p-40);
+		uint32_t a = (uint32_t)(lo * n), b = (uint32_t)(hi * n);
+
+		if (a == b)
+			return a;
+	}
+	return (uint32_t)(pow(u, k) * n);
+}
+
+/* ---- fetching ahead (see the top of this section) ---- */
+
+static inline void fetch_slots(const struct tm_ss_gen *g, uint64_t v)
+{
+	const struct gphase *gp = &g->ph[g->phase];
+	const tm_ss_phase *p = &g->w.phase[g->phase];
+
+	__builtin_prefetch(&g->list[L_FREEABLE].ids[below(v, g->list[L_FREEABLE].n)]);
+	if (gp->skew_int && g->list[L_PC].n) {
+		double x = ipow(unit(v), gp->skew_int);
+
+		__builtin_prefetch(&g->list[L_PC].ids[(uint32_t)(x * g->list[L_PC].n)]);
+	}
+	if (p->adversary_rate > 0)
+		__builtin_prefetch(&g->list[L_ADV].ids[below(v, g->list[L_ADV].n)]);
+	if (p->tag_event_rate > 0)
+		__builtin_prefetch(&g->list[L_UNTAGGED].ids[below(v, g->list[L_UNTAGGED].n)]);
+}
+
+static inline void fetch_obj(const struct tm_ss_gen *g, uint64_t v, unsigned l)
+{
+	const struct idlist *L = &g->list[l];
+
+	if (L->n)
+		__builtin_prefetch(&g->obj[L->ids[below(v, L->n)]]);
+}
+
+static inline void fetch_objs(const struct tm_ss_gen *g, uint64_t v)
+{
+	const tm_ss_phase *p = &g->w.phase[g->phase];
+
+	fetch_obj(g, v, L_FREEABLE);
+	if (p->adversary_rate > 0)
+		fetch_obj(g, v, L_ADV);
+	if (p->tag_event_rate > 0)
+		fetch_obj(g, v, L_UNTAGGED);
+}
+
+/* A free of the object v picks from L_FREEABLE also removes it from its
+ * slot-1 list. */
+static inline void fetch_slot1(const struct tm_ss_gen *g, uint64_t v)
+{
+	const struct idlist *L = &g->list[L_FREEABLE];
+
+	if (L->n == 0)
+		return;
+	const struct gobj *o = &g->obj[L->ids[below(v, L->n)]];
+
+	if (o->pos[1] != NIL)
+		__builtin_prefetch(&g->list[list1_of(o)].ids[o->pos[1]]);
+}
+
+/* The next random number; the one drawn in its place gets its first fetch,
+ * those half-way and three quarters of the way to use their next ones. */
+static inline uint64_t draw(struct tm_ss_gen *g)
+{
+	unsigned i = g->next_draw++ & (AHEAD - 1);
+	uint64_t v = g->ahead[i], nv = rng_next(&g->rng);
+
+	g->ahead[i] = nv;
+	fetch_slots(g, nv);
+	fetch_objs(g, g->ahead[(i + AHEAD / 2) & (AHEAD - 1)]);
+	fetch_slot1(g, g->ahead[(i + AHEAD / 4) & (AHEAD - 1)]);
+	return v;
 }
 
 void tm_ss_gen_destroy(tm_ss_gen *g)
@@ -326,9 +503,9 @@ void tm_ss_gen_destroy(tm_ss_gen *g)
 	if (!g)
 		return;
 	for (unsigned l = 0; l < L_COUNT; l++)
-		ss_big_free(g->list[l].ids, g->nobj, sizeof(uint32_t));
-	ss_big_free(g->obj, g->nobj, sizeof(*g->obj));
-	ss_big_free(g->spare, g->nobj, sizeof(uint32_t));
+		tm_ssi_big_free(g->list[l].ids, g->nobj, sizeof(uint32_t));
+	tm_ssi_big_free(g->obj, g->nobj, sizeof(*g->obj));
+	tm_ssi_big_free(g->spare, g->nobj, sizeof(uint32_t));
 	free(g);
 }
 
@@ -342,6 +519,53 @@ static uint32_t max_live(const tm_ss_workload *w, uint32_t frames)
 	double n = ceil(occ * frames) + (1u << TM_SS_MAX_ORDER) + 1;
 
 	return n > (double)(NIL - 1) ? NIL - 1 : (uint32_t)n;
+}
+
+static void cumulate(const uint32_t *w, uint64_t *cum, uint64_t *total)
+{
+	uint64_t t = 0;
+
+	for (unsigned o = 0; o <= TM_SS_MAX_ORDER; o++) {
+		t += w[o];
+		cum[o] = t;
+	}
+	*total = t;
+}
+
+/* Per-phase constants, computed with the same expressions the events use. */
+static void prepare_phase(const tm_ss_phase *p, uint32_t frames, struct gphase *gp)
+{
+	gp->target = p->occupancy * frames;
+	gp->c_unmov = p->unmovable_fraction;
+	gp->c_recl = p->unmovable_fraction + p->reclaimable_fraction;
+	gp->c_pc = p->unmovable_fraction + p->reclaimable_fraction + p->pagecache_fraction;
+	gp->adv_cap = p->adversary_cap * frames;
+	gp->skew_int = 0;
+	for (unsigned k = 1; k <= 16; k++)
+		if (p->read_skew == (double)k)
+			gp->skew_int = k;
+	cumulate(p->order_weight, gp->ord_cum, &gp->ord_total);
+	cumulate(p->pc_order_weight, gp->pc_cum, &gp->pc_total);
+}
+
+static int gen_alloc_tables(struct tm_ss_gen *g)
+{
+	g->obj = tm_ssi_big_calloc(g->nobj, sizeof(*g->obj));
+	g->spare = tm_ssi_big_calloc(g->nobj, sizeof(uint32_t));
+	for (unsigned l = 0; l < L_COUNT; l++)
+		g->list[l].ids = tm_ssi_big_calloc(g->nobj, sizeof(uint32_t));
+	bool lists = true;
+
+	for (unsigned l = 0; l < L_COUNT; l++)
+		lists = lists && g->list[l].ids;
+	if (!g->obj || !g->spare || !lists)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < g->nobj; i++) {
+		g->obj[i].pos[0] = g->obj[i].pos[1] = NIL;
+		g->spare[i] = g->nobj - 1 - i; /* pop gives 0, 1, 2, ... */
+	}
+	g->nspare = g->nobj;
+	return 0;
 }
 
 int tm_ss_gen_create(const tm_ss_workload *w, uint32_t frames, tm_ss_gen **out, tm_error *err)
@@ -358,31 +582,19 @@ int tm_ss_gen_create(const tm_ss_workload *w, uint32_t frames, tm_ss_gen **out, 
 	g->w = *w;
 	g->frames = frames;
 	g->nobj = max_live(w, frames);
-	tm_rng_seed(&g->rng, w->seed);
-	g->obj = ss_big_calloc(g->nobj, sizeof(*g->obj));
-	g->spare = ss_big_calloc(g->nobj, sizeof(uint32_t));
-	for (unsigned l = 0; l < L_COUNT; l++)
-		g->list[l].ids = ss_big_calloc(g->nobj, sizeof(uint32_t));
-	bool lists = true;
-
-	for (unsigned l = 0; l < L_COUNT; l++)
-		lists = lists && g->list[l].ids;
-	if (!g->obj || !g->spare || !lists) {
+	if (gen_alloc_tables(g)) {
 		tm_ss_gen_destroy(g);
 		return tm_error_set(err, -ENOMEM, "workload: out of memory for %u objects", g->nobj);
 	}
-	for (uint32_t i = 0; i < g->nobj; i++) {
-		memset(&g->obj[i], 0, sizeof(g->obj[i]));
-		for (unsigned l = 0; l < L_COUNT; l++)
-			g->obj[i].pos[l] = NIL;
-		g->spare[i] = g->nobj - 1 - i; /* pop gives 0, 1, 2, ... */
-	}
-	g->nspare = g->nobj;
+	tm_rng_seed(&g->rng, w->seed);
+	for (unsigned i = 0; i < AHEAD; i++)
+		g->ahead[i] = rng_next(&g->rng);
 	double cum = 0;
 
 	for (unsigned i = 0; i < w->nphases; i++) {
 		cum += w->phase[i].share;
 		g->phase_end[i] = (uint64_t)llround(cum * (double)w->events);
+		prepare_phase(&w->phase[i], frames, &g->ph[i]);
 	}
 	g->phase_end[w->nphases - 1] = w->events;
 	g->warm_cap = 64ull * frames + 100000;
@@ -400,20 +612,16 @@ uint32_t tm_ss_gen_max_objects(const tm_ss_gen *g)
 	return g->nobj;
 }
 
-static unsigned pick_order(tm_rng *r, const uint32_t *wt)
+/* The first order whose cumulative weight exceeds a uniform draw below the
+ * total: the weighted choice tm_rng_below + a subtracting scan made. */
+static unsigned pick_order(struct tm_ss_gen *g, const uint64_t *cum, uint64_t total)
 {
-	uint64_t total = 0;
+	uint64_t x = below(draw(g), total);
+	unsigned o = 0;
 
-	for (unsigned o = 0; o <= TM_SS_MAX_ORDER; o++)
-		total += wt[o];
-	uint64_t x = tm_rng_below(r, total);
-
-	for (unsigned o = 0; o <= TM_SS_MAX_ORDER; o++) {
-		if (x < wt[o])
-			return o;
-		x -= wt[o];
-	}
-	return 0;
+	while (o < TM_SS_MAX_ORDER && x >= cum[o])
+		o++;
+	return o;
 }
 
 static tm_ss_event mkev(uint32_t id, unsigned op, unsigned order, unsigned kind, unsigned flags)
@@ -423,24 +631,24 @@ static tm_ss_event mkev(uint32_t id, unsigned op, unsigned order, unsigned kind,
 	return e;
 }
 
-static tm_ss_event gen_alloc(struct tm_ss_gen *g, const tm_ss_phase *p)
+static tm_ss_event gen_alloc(struct tm_ss_gen *g, const tm_ss_phase *p, const struct gphase *gp)
 {
 	uint32_t id = g->spare[--g->nspare];
 	struct gobj *o = &g->obj[id];
-	double x = tm_rng_unit(&g->rng);
+	double x = unit(draw(g));
 	unsigned kind, order = 0, flags = 0;
 
-	if (x < p->unmovable_fraction) {
+	if (x < gp->c_unmov) {
 		kind = TM_SS_UNMOVABLE;
-	} else if (x < p->unmovable_fraction + p->reclaimable_fraction) {
+	} else if (x < gp->c_recl) {
 		kind = TM_SS_RECLAIMABLE;
-	} else if (x < p->unmovable_fraction + p->reclaimable_fraction + p->pagecache_fraction) {
+	} else if (x < gp->c_pc) {
 		kind = TM_SS_PAGECACHE;
-		order = pick_order(&g->rng, p->pc_order_weight);
+		order = pick_order(g, gp->pc_cum, gp->pc_total);
 	} else {
 		kind = TM_SS_MOVABLE;
-		order = pick_order(&g->rng, p->order_weight);
-		if (tm_rng_unit(&g->rng) < p->tagged_fraction)
+		order = pick_order(g, gp->ord_cum, gp->ord_total);
+		if (unit(draw(g)) < p->tagged_fraction)
 			flags |= TM_SS_EV_TAGGED;
 	}
 	o->kind = (uint8_t)kind;
@@ -452,7 +660,7 @@ static tm_ss_event gen_alloc(struct tm_ss_gen *g, const tm_ss_phase *p)
 		list_add(g, L_PC, id);
 	if (kind == TM_SS_MOVABLE && !(flags & TM_SS_EV_TAGGED))
 		list_add(g, L_UNTAGGED, id);
-	if (kind == TM_SS_MOVABLE && tm_rng_unit(&g->rng) < p->pinned_fraction) {
+	if (kind == TM_SS_MOVABLE && unit(draw(g)) < p->pinned_fraction) {
 		o->flags |= G_PINNED;
 		g->pending[g->npend++] = mkev(id, TM_SS_OP_PIN, 0, 0,
 					       p->pin_longterm ? TM_SS_EV_LONGTERM : 0);
@@ -466,9 +674,10 @@ static tm_ss_event gen_free(struct tm_ss_gen *g, uint32_t id)
 
 	if (o->flags & G_ADVERSARY)
 		g->adv_demand--;
-	for (unsigned l = 0; l < L_COUNT; l++)
-		if (on_list(g, l, id))
-			list_del(g, l, id);
+	if (o->pos[0] != NIL)
+		list_del(g, o->flags & G_ADVERSARY ? L_ADV : L_FREEABLE, id);
+	if (o->pos[1] != NIL)
+		list_del(g, list1_of(o), id);
 	g->demand -= 1u << o->order;
 	g->spare[g->nspare++] = id;
 	if (o->flags & G_PINNED) {
@@ -498,26 +707,24 @@ static tm_ss_event gen_adversary_alloc(struct tm_ss_gen *g)
 
 static uint32_t pick(struct tm_ss_gen *g, unsigned l)
 {
-	return g->list[l].ids[tm_rng_below(&g->rng, g->list[l].n)];
+	return g->list[l].ids[below(draw(g), g->list[l].n)];
 }
 
 /* Position u^k of the list: the front of the list is hot. Positions move
  * only when a free swaps the last entry into a hole, so the hot set drifts
  * slowly, as a working set does. */
-static uint32_t pick_skewed(struct tm_ss_gen *g, unsigned l, double k)
+static uint32_t pick_skewed(struct tm_ss_gen *g, unsigned l, double k, unsigned ik)
 {
-	double u = tm_rng_unit(&g->rng);
+	double u = unit(draw(g));
+	uint32_t n = g->list[l].n;
+	uint32_t i = k != 1.0 ? skew_index(u, k, ik, n) : (uint32_t)(u * n);
 
-	if (k != 1.0)
-		u = pow(u, k);
-	uint32_t i = (uint32_t)(u * g->list[l].n);
-
-	return g->list[l].ids[i < g->list[l].n ? i : g->list[l].n - 1];
+	return g->list[l].ids[i < n ? i : n - 1];
 }
 
-static tm_ss_event gen_access(struct tm_ss_gen *g, const tm_ss_phase *p)
+static tm_ss_event gen_access(struct tm_ss_gen *g, const tm_ss_phase *p, const struct gphase *gp)
 {
-	if (g->list[L_UNTAGGED].n && tm_rng_unit(&g->rng) < p->tag_event_rate) {
+	if (g->list[L_UNTAGGED].n && unit(draw(g)) < p->tag_event_rate) {
 		uint32_t id = pick(g, L_UNTAGGED);
 
 		list_del(g, L_UNTAGGED, id);
@@ -525,7 +732,7 @@ static tm_ss_event gen_access(struct tm_ss_gen *g, const tm_ss_phase *p)
 		return mkev(id, TM_SS_OP_TAG, 0, 0, 0);
 	}
 	if (g->list[L_PC].n)
-		return mkev(pick_skewed(g, L_PC, p->read_skew), TM_SS_OP_READ, 0, 0, 0);
+		return mkev(pick_skewed(g, L_PC, p->read_skew, gp->skew_int), TM_SS_OP_READ, 0, 0, 0);
 	if (g->list[L_FREEABLE].n)
 		return mkev(pick(g, L_FREEABLE), TM_SS_OP_READ, 0, 0, 0);
 	return mkev(NIL, TM_SS_OP_COUNT, 0, 0, 0); /* nothing to touch */
@@ -550,9 +757,9 @@ static void next_phase(struct tm_ss_gen *g)
 
 /* Below its share of RAM the adversary takes a page; at it, it lets one go
  * (unpin, free) so that the next turn takes a new one elsewhere. */
-static tm_ss_event gen_adversary(struct tm_ss_gen *g, const tm_ss_phase *p)
+static tm_ss_event gen_adversary(struct tm_ss_gen *g, const struct gphase *gp)
 {
-	if ((double)g->adv_demand < p->adversary_cap * g->frames || g->list[L_ADV].n == 0)
+	if ((double)g->adv_demand < gp->adv_cap || g->list[L_ADV].n == 0)
 		return gen_adversary_alloc(g);
 	return gen_free(g, pick(g, L_ADV));
 }
@@ -560,22 +767,22 @@ static tm_ss_event gen_adversary(struct tm_ss_gen *g, const tm_ss_phase *p)
 static tm_ss_event gen_one(struct tm_ss_gen *g)
 {
 	const tm_ss_phase *p = &g->w.phase[g->phase];
-	double target = p->occupancy * g->frames;
+	const struct gphase *gp = &g->ph[g->phase];
 
-	if (p->adversary_rate > 0 && g->nspare > 0 && tm_rng_unit(&g->rng) < p->adversary_rate)
-		return gen_adversary(g, p);
-	bool can_alloc = g->nspare > 0 && (double)g->demand < target;
+	if (p->adversary_rate > 0 && g->nspare > 0 && unit(draw(g)) < p->adversary_rate)
+		return gen_adversary(g, gp);
+	bool can_alloc = g->nspare > 0 && (double)g->demand < gp->target;
 
-	if (tm_rng_unit(&g->rng) < p->churn) {
+	if (unit(draw(g)) < p->churn) {
 		if (can_alloc)
-			return gen_alloc(g, p);
+			return gen_alloc(g, p, gp);
 		if (g->list[L_FREEABLE].n)
 			return gen_free(g, pick(g, L_FREEABLE));
 	}
-	tm_ss_event e = gen_access(g, p);
+	tm_ss_event e = gen_access(g, p, gp);
 
 	if (e.op == TM_SS_OP_COUNT && g->nspare > 0)
-		e = gen_alloc(g, p);
+		e = gen_alloc(g, p, gp);
 	return e;
 }
 
