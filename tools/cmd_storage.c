@@ -6,9 +6,11 @@
  * save the generated events as a trace, and with --plot sweeps the tagged
  * fraction and draws gain and tagged-allocation latency with gnuplot.
  *
- * Policies run in parallel threads with --threads (each run is independent:
- * its own generator and model); events/s is then measured while the other
- * core is busy, so the default is one thread.
+ * By default the policies run in one thread on events generated once for
+ * all of them (tm_ss_run_policies: each policy's time is its model's plus a
+ * share of the generation). With --threads N they run in parallel threads,
+ * each with its own generator and model; events/s is then measured while
+ * the other core is busy.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -733,6 +735,25 @@ static void print_table(const struct opts *o, const struct job *jobs, unsigned n
 	printf("\n");
 }
 
+/* One thread: every policy on events generated once (tm_ss_run_policies). */
+static int run_shared(const struct opts *o, struct job *jobs, const tm_ss_policy *pol, unsigned n)
+{
+	tm_ss_config cfg = o->cfg;
+	tm_ss_result res[TM_SS_POLICY_COUNT];
+	tm_error e;
+
+	cfg.check_invariants = o->check ? 1 : -1;
+	tm_error_clear(&e);
+	if (tm_ss_run_policies(&cfg, pol, n, o->trace_path ? NULL : &o->w,
+			       o->trace_path ? &o->trace : NULL, res, &e)) {
+		fprintf(stderr, "tagmem storage-sim: %s\n", tm_error_msg(&e));
+		return 1;
+	}
+	for (unsigned i = 0; i < n; i++)
+		jobs[i].res = res[i];
+	return 0;
+}
+
 static int do_run(const struct opts *o)
 {
 	struct job jobs[TM_SS_POLICY_COUNT];
@@ -744,7 +765,7 @@ static int do_run(const struct opts *o)
 		jobs[i].o = o;
 		jobs[i].policy = pol[i];
 	}
-	int r = run_jobs(o, jobs, n);
+	int r = o->threads == 1 ? run_shared(o, jobs, pol, n) : run_jobs(o, jobs, n);
 
 	if (r)
 		return r;

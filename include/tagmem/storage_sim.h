@@ -406,7 +406,8 @@ typedef struct tm_ss_result {
 	tm_ss_stats st;
 	uint64_t warmup_events;      /* simulated before measuring (not in st) */
 	double seconds;              /* wall time of the measured events:
-	                                generation + simulation */
+	                                generation (its share, when shared by
+	                                tm_ss_run_policies) + simulation */
 	double events_per_s;         /* events / seconds */
 	double cpu_seconds;          /* CPU time of the running thread (the machine
 	                                may be shared: this is the one-core cost) */
@@ -421,6 +422,16 @@ typedef struct tm_ss_result {
  * the two is non-NULL. cfg->max_objects is set from the source. */
 TM_API int tm_ss_run(const tm_ss_config *cfg, const tm_ss_workload *w,
 		     const tm_ss_trace *t, tm_ss_result *res, tm_error *err);
+
+/* Run npol policies (1..TM_SS_POLICY_COUNT; cfg->policy is ignored) on one
+ * workload or trace, generating each chunk of events once and applying it
+ * to every policy's model in turn. res[i] is exactly what tm_ss_run would
+ * give for pol[i], except the speed fields: seconds and cpu_seconds are
+ * policy i's model time plus 1/npol of the generation time (gen_cpu_seconds
+ * is that share). Memory: npol models at once. Errors name the policy. */
+TM_API int tm_ss_run_policies(const tm_ss_config *cfg, const tm_ss_policy *pol, unsigned npol,
+			      const tm_ss_workload *w, const tm_ss_trace *t, tm_ss_result *res,
+			      tm_error *err);
 
 /* Hash helper used by tm_ss_run, exposed so tests can hash event streams. */
 TM_API uint64_t tm_ss_hash_events(uint64_t h, const tm_ss_event *ev, size_t n);

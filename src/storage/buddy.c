@@ -43,6 +43,7 @@ static void list_add(struct tm_ss_sim *s, uint32_t pfn, unsigned order)
 	if (h != SS_NIL)
 		s->fr[h].prev = pfn;
 	s->head[mt][order] = pfn;
+	s->nonempty[mt] |= (uint16_t)(1u << order);
 	s->fr[pfn].state = FS_FREE;
 	s->fr[pfn].order = (uint8_t)order;
 	s->freeord[pfn] = (uint8_t)(order + 1);
@@ -58,8 +59,8 @@ static void list_del(struct tm_ss_sim *s, uint32_t pfn)
 
 	if (p != SS_NIL)
 		s->fr[p].next = n;
-	else
-		s->head[mt][order] = n;
+	else if ((s->head[mt][order] = n) == SS_NIL)
+		s->nonempty[mt] &= (uint16_t)~(1u << order);
 	if (n != SS_NIL)
 		s->fr[n].prev = p;
 	s->fr[pfn].next = s->fr[pfn].prev = SS_NIL;
@@ -118,19 +119,21 @@ static void expand(struct tm_ss_sim *s, uint32_t pfn, unsigned high, unsigned lo
 	s->fr[pfn].order = (uint8_t)low;
 }
 
+/* The smallest non-empty order >= order of type mt (nonempty[] says which
+ * lists have blocks, so a failed attempt costs no list walk). */
 static uint32_t take_head(struct tm_ss_sim *s, unsigned mt, unsigned order)
 {
-	for (unsigned o = order; o < SS_NORDERS; o++) {
-		uint32_t p = s->head[mt][o];
+	unsigned m = (unsigned)s->nonempty[mt] >> order;
 
-		if (p != SS_NIL) {
-			list_del(s, p);
-			expand(s, p, o, order);
-			s->fr[p].state = FS_TAIL;
-			return p;
-		}
-	}
-	return SS_NIL;
+	if (m == 0)
+		return SS_NIL;
+	unsigned o = order + (unsigned)__builtin_ctz(m);
+	uint32_t p = s->head[mt][o];
+
+	list_del(s, p);
+	expand(s, p, o, order);
+	s->fr[p].state = FS_TAIL;
+	return p;
 }
 
 /* Re-type a data pageblock and move its free blocks to the new type's lists. */
@@ -161,26 +164,24 @@ static const unsigned fallbacks[MT_COUNT][2] = {
  * type are not tracked here). */
 static uint32_t steal(struct tm_ss_sim *s, unsigned order, unsigned mt)
 {
-	for (int o = TM_SS_MAX_ORDER; o >= (int)order; o--) {
-		for (unsigned i = 0; i < 2; i++) {
-			unsigned f = fallbacks[mt][i];
-			uint32_t p = s->head[f][o];
+	/* the largest order >= order that either fallback type has, the first
+	 * fallback type first (what scanning orders down, types in turn, finds) */
+	unsigned f0 = fallbacks[mt][0], f1 = fallbacks[mt][1];
+	unsigned m = ((unsigned)s->nonempty[f0] | s->nonempty[f1]) >> order << order;
 
-			if (p == SS_NIL)
-				continue;
-			uint32_t pb = p >> SS_PB_ORDER;
-			bool big = (unsigned)o >= TM_SS_MAX_ORDER / 2 || mt != MT_MOVABLE;
+	if (m == 0)
+		return SS_NIL;
+	unsigned o = 31u - (unsigned)__builtin_clz(m);
+	uint32_t p = s->head[f0][o] != SS_NIL ? s->head[f0][o] : s->head[f1][o];
+	uint32_t pb = p >> SS_PB_ORDER;
+	bool big = o >= TM_SS_MAX_ORDER / 2 || mt != MT_MOVABLE;
 
-			if ((unsigned)o == TM_SS_MAX_ORDER ||
-			    (big && s->pbfree[pb] >= SS_PB_FRAMES / 2))
-				claim_pageblock(s, pb, mt);
-			list_del(s, p);
-			expand(s, p, (unsigned)o, order);
-			s->fr[p].state = FS_TAIL;
-			return p;
-		}
-	}
-	return SS_NIL;
+	if (o == TM_SS_MAX_ORDER || (big && s->pbfree[pb] >= SS_PB_FRAMES / 2))
+		claim_pageblock(s, pb, mt);
+	list_del(s, p);
+	expand(s, p, o, order);
+	s->fr[p].state = FS_TAIL;
+	return p;
 }
 
 uint32_t tm_ssi_buddy_alloc_data(struct tm_ss_sim *s, unsigned order, unsigned mt)

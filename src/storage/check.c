@@ -7,7 +7,8 @@
  *   frames    every frame belongs to exactly one block (free block, folio,
  *             tag frame); blocks are aligned and stay inside their pool
  *   lists     free lists hold exactly the free heads, each once, of the
- *             right order and migrate type; free counters match
+ *             right order and migrate type; the non-empty masks match the
+ *             lists; free counters match
  *   objects   present objects own their head frame; tagged folios are
  *             movable data frames (tag-storage frames are never tagged);
  *             pinned folios are where they were pinned (never moved); the
@@ -135,6 +136,11 @@ static int check_lists(const struct tm_ss_sim *s, const struct tally *t, tm_erro
 
 		for (unsigned o = 0; o < SS_NORDERS; o++) {
 			uint32_t prev = SS_NIL;
+
+			if (((s->nonempty[mt] >> o) & 1) != (s->head[mt][o] != SS_NIL))
+				return FAIL("free list (type %u, order %u) is %s but marked %s", mt, o,
+					    s->head[mt][o] != SS_NIL ? "not empty" : "empty",
+					    (s->nonempty[mt] >> o) & 1 ? "not empty" : "empty");
 
 			for (uint32_t p = s->head[mt][o]; p != SS_NIL; prev = p, p = s->fr[p].next) {
 				if (p >= s->nframes || !(s->scratch_bits[p >> 6] & (1ull << (p & 63))))

@@ -114,6 +114,7 @@ struct tm_ss_sim {
 
 	/* free lists */
 	uint32_t head[MT_COUNT][SS_NORDERS];
+	uint16_t nonempty[MT_COUNT]; /* bit o: head[mt][o] holds a block */
 	uint64_t nfree_mt[MT_COUNT];
 	uint64_t free_data, free_tag;
 	uint64_t wmark_low, wmark_high;

@@ -178,6 +178,16 @@ static void test_checker_catches_corruption(void **state)
 	broken(s, "free");
 	s->head[MT_MOVABLE][s->fr[f].order] = h;
 	ok(s);
+	/* an empty free list marked as holding blocks (take_head trusts it) */
+	unsigned eo = 0;
+
+	while (eo < SS_NORDERS && s->head[MT_UNMOVABLE][eo] != SS_NIL)
+		eo++;
+	assert_true(eo < SS_NORDERS);
+	s->nonempty[MT_UNMOVABLE] ^= (uint16_t)(1u << eo);
+	broken(s, "marked");
+	s->nonempty[MT_UNMOVABLE] ^= (uint16_t)(1u << eo);
+	ok(s);
 	/* a free counter off by one */
 	s->free_data++;
 	broken(s, "counters");

@@ -20,6 +20,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -297,10 +298,73 @@ static void test_pinned_streams_agree(void **state)
 			assert_int_equal(golden[i + p].stream_hash, golden[i].stream_hash);
 }
 
+/* tm_ss_run_policies (events generated once for every policy) gives each
+ * policy exactly what tm_ss_run gives it: the pinned values. */
+static void test_shared_run_pinned(void **state)
+{
+	(void)state;
+	static const char *const wl[] = { "android", "variant", "trace" };
+
+	for (unsigned k = 0; k < sizeof(wl) / sizeof(wl[0]); k++) {
+		tm_ss_workload w;
+		tm_ss_config cfg;
+		tm_ss_trace t = { 0 };
+		tm_ss_result res[TM_SS_POLICY_COUNT];
+		tm_ss_policy pol[TM_SS_POLICY_COUNT] = { TM_SS_CLEANCACHE, TM_SS_STATIC, TM_SS_CMA_FAST,
+							 TM_SS_CMA };
+		tm_error e;
+		bool trace = strcmp(wl[k], "trace") == 0;
+
+		tm_error_clear(&e);
+		make_workload(trace ? "android" : wl[k], 2026, &w, &cfg);
+		if (trace)
+			make_trace(2026, &t);
+		assert_int_equal(tm_ss_run_policies(&cfg, pol, TM_SS_POLICY_COUNT, trace ? NULL : &w,
+						    trace ? &t : NULL, res, &e), 0);
+		tm_ss_trace_free(&t);
+		for (unsigned i = 0; i < TM_SS_POLICY_COUNT; i++) {
+			const struct golden *g = NULL;
+
+			for (size_t j = 0; j < sizeof(golden) / sizeof(golden[0]); j++)
+				if (strcmp(golden[j].workload, wl[k]) == 0 && golden[j].seed == 2026 &&
+				    strcmp(golden[j].policy, tm_ss_policy_name(pol[i])) == 0)
+					g = &golden[j];
+			assert_non_null(g);
+			assert_int_equal(res[i].policy, pol[i]);
+			assert_int_equal(res[i].stream_hash, g->stream_hash);
+			assert_int_equal(digest(&res[i]), g->digest);
+			assert_true(res[i].seconds > 0 && res[i].cpu_seconds >= res[i].gen_cpu_seconds);
+		}
+	}
+}
+
+static void test_shared_run_errors(void **state)
+{
+	(void)state;
+	tm_ss_workload w;
+	tm_ss_config cfg;
+	tm_ss_result res[TM_SS_POLICY_COUNT + 1];
+	tm_ss_policy pol[TM_SS_POLICY_COUNT + 1] = { TM_SS_STATIC, TM_SS_CMA, TM_SS_CMA_FAST,
+						     TM_SS_CLEANCACHE, TM_SS_STATIC };
+	tm_ss_policy bad = (tm_ss_policy)7;
+	tm_error e;
+
+	tm_error_clear(&e);
+	make_workload("android", 1, &w, &cfg);
+	assert_int_equal(tm_ss_run_policies(&cfg, pol, 0, &w, NULL, res, &e), -EINVAL);
+	assert_int_equal(tm_ss_run_policies(&cfg, pol, TM_SS_POLICY_COUNT + 1, &w, NULL, res, &e),
+			 -EINVAL);
+	assert_int_equal(tm_ss_run_policies(&cfg, &bad, 1, &w, NULL, res, &e), -EINVAL);
+	assert_non_null(strstr(tm_error_msg(&e), "policy"));
+	assert_int_equal(tm_ss_run_policies(&cfg, pol, 1, NULL, NULL, res, &e), -EINVAL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_results_pinned),
+		cmocka_unit_test(test_shared_run_pinned),
+		cmocka_unit_test(test_shared_run_errors),
 		cmocka_unit_test(test_pinned_streams_agree),
 	};
 
