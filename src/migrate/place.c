@@ -10,23 +10,31 @@
 #include "common/util.h"
 #include "migrate/internal.h"
 
-/* A page that is already zero (never tagged, data reads zero) needs no
+/* A page that is already zero (tags known zero, data reads zero) needs no
  * data write: on a fresh destination this spares a page fault and a memset
  * for every zero or tag-only page of the first pass. Reading an untouched
- * anonymous page maps the shared zero page and allocates nothing; the page
- * being untagged also makes reading it through one pointer safe on mte. A
- * backend without a pointer in this process always gets the write. */
+ * anonymous page maps the shared zero page and allocates nothing. "Tags
+ * known zero" is tm_region_page_may_be_tagged, not page_tagged: a backend
+ * that does not own its tags (mte: the workload's own STG; kvm: the
+ * guest) may hold tags tagmem never set, which the page must lose, and on
+ * mte reading such a page through one pointer would fault on the first
+ * granule whose tag differs. A backend without a pointer in this process
+ * always gets the write. */
 static bool already_zero(tm_region *r, size_t pg)
 {
 	size_t ps = tm_region_geom(r)->page_size;
-	const void *p = tm_region_ptr(r, pg * ps);
+	const void *p;
 
-	return p && !tm_region_page_tagged(r, pg) && tm_mem_is_zero(p, ps);
+	if (tm_region_page_may_be_tagged(r, pg))
+		return false;
+	p = tm_region_ptr(r, pg * ps);
+	return p && tm_mem_is_zero(p, ps);
 }
 
 /* The data is in the page already: write the tags, unless they are zero
  * and the page has no tags to overwrite (then a soft region allocates no
- * shadow for it and the page stays "untagged", which reads the same). */
+ * shadow for it and the page stays "untagged", which reads the same; a
+ * backend whose tags others write always gets them). */
 static int landed_tags(tm_region *r, size_t pg, const uint8_t *tags,
 		       tm_error *err)
 {
@@ -34,7 +42,7 @@ static int landed_tags(tm_region *r, size_t pg, const uint8_t *tags,
 
 	if (!tags || tb == 0)
 		return 0;
-	if (!tm_region_page_tagged(r, pg) && tm_mem_is_zero(tags, tb))
+	if (!tm_region_page_may_be_tagged(r, pg) && tm_mem_is_zero(tags, tb))
 		return 0;
 	return tm_region_set_tags(r, pg, TM_TAGS_PACKED, tags, err);
 }

@@ -28,6 +28,7 @@ struct out_folio {
 	struct tm_iobuf *b;
 	bool tags_read;               /* b->tags filled (else store_tags reads) */
 	bool tagged[FOLIO_MAX];
+	bool zero_tags_known[FOLIO_MAX]; /* not resident: nothing to read */
 	bool zero[FOLIO_MAX];
 };
 
@@ -57,9 +58,11 @@ static int gather(tm_pager *p, struct out_folio *f, tm_error *err)
 		size_t pg = f->pg + i;
 		uint8_t *d = f->b->data + i * p->ps;
 
+		f->zero_tags_known[i] = false;
 		if (!whole && !tm_region_page_present(p->r, pg)) {
 			f->zero[i] = true;
 			f->tagged[i] = false;
+			f->zero_tags_known[i] = true;
 			continue;
 		}
 		if (!whole)
@@ -124,6 +127,17 @@ static void unstore_folios(tm_pager *p, struct out_folio *f, size_t nf)
 		tm_tagstore_drop_batch(&p->sf->ts, f->first[k], fn, f->tagged + k * fn);
 }
 
+/* A resident page the API never tagged whose tags a foreign writer set:
+ * the workload's own STG on mte, a guest on kvm. Only a backend that does
+ * not own its tags can have them (tm_region_page_may_be_tagged), and only
+ * the tags just read tell; without this they were lost on swap-out. */
+static bool foreign_tags(tm_pager *p, const struct out_folio *f, size_t i)
+{
+	return p->packed && !f->zero_tags_known[i] &&
+	       tm_region_page_may_be_tagged(p->r, f->pg + i) &&
+	       !tm_mem_is_zero(f->b->tags + i * p->packed, p->packed);
+}
+
 /* Build every tagged subpage's record (untagged ones stay empty; building
  * cannot fail: stream records go to the buffer's scratch, raw ones point
  * at its tags) and store each folio's with one lock round trip: all or
@@ -140,6 +154,8 @@ static int store_tags(void *arg, tm_error *err)
 		return tm_error_wrap(err, rc, "swap-out of region %s: tags of pages %zu-%zu",
 				     tm_region_name(p->r), f->pg, f->pg + f->n - 1);
 	for (size_t i = 0; i < f->n; i++) {
+		if (!f->tagged[i] && foreign_tags(p, f, i))
+			f->tagged[i] = true;
 		if (f->tagged[i])
 			tm_ts_rec_make(&p->sf->ts, f->b->tags + i * p->packed,
 				       f->b->recs + i * p->packed, &j->recs[i]);

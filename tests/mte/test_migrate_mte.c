@@ -307,10 +307,65 @@ static void migrate_with_writer(void **state)
 	tm_region_destroy(dst);
 }
 
+/*
+ * A destination that is not fresh: before the migration its workload set
+ * tags with its own STG (and wrote data) on every page, so the region
+ * never marked them tagged. Whatever arrives must replace them: a zero
+ * page must end with zero tags, a tag-only page with exactly the source's
+ * tags. The receiver once skipped zero tags and zero data on pages "never
+ * tagged" and left the stale tags in place (the digest then differed).
+ */
+static void migrate_into_used_destination(void **state)
+{
+	int sp[CHANNELS + 1][2], sfd[CHANNELS + 1], dfd[CHANNELS + 1];
+	tm_region *src, *dst;
+	uint8_t stale[NT];
+	side s, d;
+
+	(void)state;
+	mt_require();
+	src = mte_region("ram");
+	dst = mte_region("ram");
+	fill_source(src);
+	memset(stale, 0x93, NT);
+	for (size_t pg = 0; pg < NPAGES; pg++) {
+		uint8_t *a = tm_mte_untag(tm_region_ptr(dst, pg * PS));
+
+		assert_int_equal(tm_region_write(dst, pg * PS, &pg, sizeof(pg), NULL), 0);
+		assert_int_equal(tm_mte_set_tags(a, PS, stale), 0);
+		assert_false(tm_region_page_tagged(dst, pg));
+	}
+	for (unsigned i = 0; i < CHANNELS + 1; i++) {
+		assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sp[i]), 0);
+		sfd[i] = sp[i][0];
+		dfd[CHANNELS - i] = sp[i][1];
+	}
+	new_side(&s, TM_MIGRATE_SOURCE, NULL, NULL, src, sfd);
+	new_side(&d, TM_MIGRATE_DEST, NULL, NULL, dst, dfd);
+	assert_int_equal(pthread_create(&d.thr, NULL, side_main, &d), 0);
+	assert_int_equal(pthread_create(&s.thr, NULL, side_main, &s), 0);
+	pthread_join(s.thr, NULL);
+	pthread_join(d.thr, NULL);
+	if (s.rc || d.rc)
+		fail_msg("source: %s | destination: %s", tm_error_msg(&s.err),
+			 tm_error_msg(&d.err));
+	assert_true(s.st.pages_zero > 0 && s.st.pages_tag_only > 0);
+	assert_same_pages(src, dst);
+	tm_migration_free(s.m);
+	tm_migration_free(d.m);
+	for (unsigned i = 0; i < CHANNELS + 1; i++) {
+		close(sp[i][0]);
+		close(sp[i][1]);
+	}
+	tm_region_destroy(src);
+	tm_region_destroy(dst);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(migrate_with_writer),
+		cmocka_unit_test(migrate_into_used_destination),
 	};
 
 	return cmocka_run_group_tests(tests, mt_group_setup, NULL);
