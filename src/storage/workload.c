@@ -310,11 +310,11 @@ struct idlist {
 	uint32_t n;
 };
 
-#define AHEAD 512u  /* random numbers drawn before their use (a power of two) */
-#define PREDICT 40u /* events predicted ahead (6 numbers at most each) */
-#define STAGE2 24u  /* ... when the object in a predicted slot is fetched */
-#define STAGE3 10u  /* ... when that object's second-list slot is fetched */
-#define PQ 64u      /* ring of predictions (a power of two > PREDICT) */
+#define AHEAD 256u  /* random numbers drawn before their use (a power of two) */
+#define PREDICT 16u /* events predicted ahead (6 numbers at most each) */
+#define STAGE2 10u  /* ... when the object in a predicted slot is fetched */
+#define STAGE3 4u  /* ... when that object's second-list slot is fetched */
+#define PQ 32u      /* ring of predictions (a power of two > PREDICT) */
 
 /* The part of the workload's state that decides which numbers an event
  * draws and what they pick. */
