@@ -22,6 +22,7 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include "../test_skip.h"
 
 #include "tagmem/kvm.h"
 #include "tagmem/region.h"
@@ -34,15 +35,10 @@ static const char *guest_path;
 
 static void skip_without_kvm(void)
 {
-	const char *req = getenv("TAGMEM_REQUIRE");
-
 	if (access("/dev/kvm", R_OK | W_OK) == 0)
 		return;
-	/* check-vm's guest must have KVM (TAGMEM_REQUIRE lists it): fail */
-	if (req && strstr(req, "kvm"))
-		fail_msg("no /dev/kvm, but TAGMEM_REQUIRE=%s says there must be", req);
-	printf("  skip: no /dev/kvm here (runs in the VM of scripts/vm)\n");
-	skip();
+	/* check-vm's guest must have KVM (TAGMEM_REQUIRE lists it): fails there */
+	tm_test_skip("kvm", "no /dev/kvm here (runs in the VM of scripts/vm): %s", strerror(errno));
 }
 
 static void vm_up(struct tvm *vm, bool mte, bool dirty_log, bool guest)

@@ -33,6 +33,7 @@
 #include "migrate/packet.h"
 #include "migrate/wire.h"
 #include "tests/migrate/mig_test.h"
+#include "tests/test_skip.h"
 
 #define RSIZE (64u * 4096u)
 #define PS 4096u
@@ -550,7 +551,7 @@ static void lazy_source_page_fails(void **state)
 	assert_int_equal(tm_region_create(&cfg, &s, NULL), 0);
 	if (tm_region_lazy_start(s, fill_fails_at_40, NULL, &err)) {
 		tm_region_destroy(s);
-		skip();     /* no userfaultfd here (it is a kernel feature) */
+		tm_test_skip("uffd", "no lazy placement here (userfaultfd): %s", err.msg);
 	}
 	assert_int_equal(mt_region_new(&d, "ram", RSIZE, TM_META_NONE, PS), 0);
 	tm_migrate_config_default(&scfg);

@@ -26,7 +26,7 @@ int mt_group_setup(void **state)
 void mt_require(void)
 {
 	if (!tm_mte_hw_available())
-		skip();
+		tm_test_skip("mte", "no MTE on this CPU/kernel (HWCAP2_MTE)");
 }
 
 /* ---- fault probe ------------------------------------------------ */

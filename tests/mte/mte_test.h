@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include "tests/test_skip.h"
 
 #include "region/mte_ops.h"
 

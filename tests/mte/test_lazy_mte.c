@@ -152,14 +152,12 @@ static void test_lazy_snapshot_restore(void **state)
 	tm_error_clear(&err);
 	rc = tm_snapshot_lazy_start(s, &dst, 1, &l, &err);
 	if (rc == -ENOTSUP) {
-		print_message("SKIP lazy placement into PROT_MTE unavailable: %s\n",
-			      err.msg);
 		tm_region_destroy(dst);
 		tm_snapshot_close(s);
 		tm_region_destroy(src);
 		unlink(path);
 		free(w);
-		skip();
+		tm_test_skip("uffd-move", "lazy placement into PROT_MTE unavailable: %s", err.msg);
 	}
 	assert_int_equal(rc, 0);
 	assert_int_equal(touch_checked(dst, w), 0);
@@ -202,12 +200,10 @@ static void test_lazy_swap_in(void **state)
 	tm_error_clear(&err);
 	rc = tm_pager_create(&pc, &p, &err);
 	if (rc == -ENOTSUP) {
-		print_message("SKIP lazy swap-in of PROT_MTE pages unavailable: %s\n",
-			      err.msg);
 		tm_swapfile_close(sf);
 		tm_region_destroy(r);
 		free(w);
-		skip();
+		tm_test_skip("uffd-move", "lazy swap-in of PROT_MTE pages unavailable: %s", err.msg);
 	}
 	assert_int_equal(rc, 0);
 	/* page 0 stays resident: base_of reads its tag */

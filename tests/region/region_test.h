@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <cmocka.h>
+#include "tests/test_skip.h"
 
 #include "common/util.h"
 #include "region/region_internal.h"
@@ -107,9 +108,8 @@ static inline int rt_teardown(void **state)
 #define RT_REGION(state, f, r)                                              \
 	rt_fixture *f = *(state);                                           \
 	if (!f->r) {                                                        \
-		print_message("SKIP %s backend: %s\n",                     \
-			      rt_kind_name(f->kind), f->why);               \
-		skip();                                                     \
+		tm_test_skip(rt_kind_name(f->kind), "%s backend: %s",      \
+			     rt_kind_name(f->kind), f->why);                \
 	}                                                                   \
 	tm_region *r = f->r
 

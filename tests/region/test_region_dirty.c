@@ -239,9 +239,8 @@ static void start_or_skip(tm_region *r, enum tm_dirty_method m)
 	tm_error_clear(&err);
 	rc = tm_region_dirty_start(r, m, &err);
 	if (rc == -ENOTSUP) {
-		print_message("SKIP %s unavailable here: %s\n",
-			      tm_dirty_method_name(m), err.msg);
-		skip();
+		tm_test_skip(tm_dirty_method_name(m), "%s unavailable here: %s",
+			     tm_dirty_method_name(m), err.msg);
 	}
 	assert_int_equal(rc, 0);
 	assert_int_equal(tm_region_dirty_method(r), m);

@@ -382,9 +382,8 @@ static void test_caller_memory(void **state)
 	tm_error err;
 
 	if (!f->r) {
-		print_message("SKIP %s backend: %s\n",
-			      rt_kind_name(f->kind), f->why);
-		skip();
+		tm_test_skip(rt_kind_name(f->kind), "%s backend: %s",
+			     rt_kind_name(f->kind), f->why);
 	}
 	g.npages = 4;
 	if (f->backend == TM_BACKEND_MTE) {

@@ -60,18 +60,21 @@ static bool raw_open(struct raw_uffd *u, uint64_t want)
 	void *p = NULL;
 
 	if (!tm_mte_available()) {
-		print_message("SKIP: no MTE here (needs arm64 with HWCAP2_MTE)\n");
+		tm_test_skip("mte", "no MTE here (needs arm64 with HWCAP2_MTE)");
 		return false;
 	}
 	u->fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
 	if (u->fd < 0) {
-		print_message("SKIP: no userfaultfd here: %s\n", strerror(errno));
+		tm_test_skip("uffd", "no userfaultfd here: %s", strerror(errno));
 		return false;
 	}
 	if (ioctl(u->fd, UFFDIO_API, &api)) {
-		print_message("SKIP: UFFDIO_API with features %#llx: %s\n",
-			      (unsigned long long)want, strerror(errno));
+		int e = errno;
+
 		close(u->fd);
+		tm_test_skip(want & UFFD_FEATURE_MOVE ? "uffd-move" : "uffd",
+			     "UFFDIO_API with features %#llx: %s", (unsigned long long)want,
+			     strerror(e));
 		return false;
 	}
 	u->features = api.features;
@@ -112,7 +115,7 @@ static void test_kernel_copy_zeroes_tags(void **state)
 
 	(void)state;
 	if (!raw_open(&u, 0))
-		skip();
+		return;
 	src = tagged_source(data, tags);
 	/* A tagged source pointer is refused outright. */
 	struct uffdio_copy bad = { .dst = (uintptr_t)u.dst,
@@ -143,11 +146,10 @@ static void test_kernel_move_carries_tags(void **state)
 
 	(void)state;
 	if (!raw_open(&u, UFFD_FEATURE_MOVE))
-		skip();
+		return;
 	if (!(u.features & UFFD_FEATURE_MOVE)) {
 		raw_close(&u);
-		print_message("SKIP: the kernel offers no UFFD_FEATURE_MOVE\n");
-		skip();
+		tm_test_skip("uffd-move", "the kernel offers no UFFD_FEATURE_MOVE");
 	}
 	src = tagged_source(data, tags);
 	struct uffdio_move mv = { .dst = (uintptr_t)u.dst + PS,
@@ -323,8 +325,8 @@ static void create_or_skip(rt_fixture *fx, enum rt_kind kind)
 		rt_destroy(fx);
 	}
 	assert_int_equal(rc, -ENOTSUP);
-	print_message("SKIP %s: %s\n", rt_kind_name(kind), err.msg);
-	skip();
+	tm_test_skip(kind == RT_MTE ? "uffd-move" : "uffd", "lazy placement (%s): %s",
+		     rt_kind_name(kind), err.msg);
 }
 
 #define KIND(state) (*(const enum rt_kind *)*(state))

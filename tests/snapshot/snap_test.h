@@ -21,6 +21,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include "tests/test_skip.h"
 
 #include "common/util.h"
 #include "tagmem/region.h"

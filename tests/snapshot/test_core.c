@@ -411,8 +411,7 @@ static void test_linux_kernel_core(void **state)
 		fclose(f);
 	}
 	if (pattern[0] == '|' || strchr(pattern, '/')) {
-		print_message("SKIP: core_pattern '%s' does not write ./core files here\n", pattern);
-		skip();
+		tm_test_skip("core-dump", "core_pattern '%s' does not write ./core files here", pattern);
 	}
 	snprintf(cdir, sizeof(cdir), "%s/kcore", dir);
 	assert_int_equal(mkdir(cdir, 0755), 0);
@@ -421,8 +420,7 @@ static void test_linux_kernel_core(void **state)
 	assert_int_equal(waitpid(pid, &status, 0), pid);
 	assert_true(WIFSIGNALED(status));
 	if (!WCOREDUMP(status)) {
-		print_message("SKIP: the kernel wrote no core (RLIMIT_CORE or policy)\n");
-		skip();
+		tm_test_skip("core-dump", "the kernel wrote no core (RLIMIT_CORE or policy)");
 	}
 	snprintf(path, sizeof(path), "%s/core", cdir);
 	if (access(path, F_OK) != 0)

@@ -190,10 +190,11 @@ static void test_no_direct_io_fallback(void **state)
 	snprintf(mnt, sizeof(mnt), "%s/ramfs", dir);
 	assert_int_equal(mkdir(mnt, 0755), 0);
 	if (mount("none", mnt, "ramfs", 0, NULL) != 0) {
-		print_message("SKIP: cannot mount a ramfs (%s)\n", strerror(errno));
+		int e = errno;
+
 		tm_region_destroy(r);
 		rmdir(mnt);
-		skip();
+		tm_test_skip("ramfs", "cannot mount a ramfs (%s)", strerror(e));
 	}
 	snprintf(path, sizeof(path), "%s/f.snap", mnt);
 	tm_snap_opts_init(&o);

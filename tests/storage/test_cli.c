@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include "tests/test_skip.h"
 
 #include <fcntl.h>
 #include <stdbool.h>
@@ -225,7 +226,7 @@ static void test_plot(void **state)
 {
 	(void)state;
 	if (!have_gnuplot())
-		skip();
+		tm_test_skip("gnuplot", "gnuplot is not installed");
 	char dir[] = "/tmp/tagmem-plot-XXXXXX";
 
 	assert_non_null(mkdtemp(dir));

@@ -22,6 +22,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <cmocka.h>
+#include "tests/test_skip.h"
 
 #include "swap_test.h"
 
@@ -277,10 +278,9 @@ static void truncated_fault(enum tm_swapin_mode mode)
 	pc.lazy = true;
 	pc.fault_mode = mode;
 	if (tm_pager_create(&pc, &b.p, &err) != 0) {
-		print_message("lazy placement unavailable: %s\n", err.msg);
 		tm_region_destroy(b.r);
 		tm_swapfile_close(b.sf);
-		skip();
+		tm_test_skip("uffd", "lazy placement unavailable: %s", err.msg);
 	}
 	st_model_init(&b.m, NPAGES);
 	st_fill(b.r, &b.m, 98, 4);
