@@ -74,7 +74,7 @@ check-aarch64: build-aarch64-all
 # guest has uffd, uffd-wp and PAGEMAP_SCAN, so the suites the qemu-user run
 # leaves out run here. See docs/parts/vm.md; scripts/vm/run-in-vm runs any
 # one command there.
-VM_SUITES ?= mte,region,migrate,swap,snapshot,vm,tags,common,storage
+VM_SUITES ?= mte,region,migrate,swap,snapshot,kvm,vm,tags,common,storage
 VM_TIMEOUT ?= 1200
 check-vm: deps build-aarch64-all
 	VM_SUITES=$(VM_SUITES) VM_TIMEOUT=$(VM_TIMEOUT) ./scripts/vm/check-vm
