@@ -80,22 +80,36 @@ def _case(name, kind, body, skips):
     return (name, "fail", _tail(body))
 
 
+PLAIN_SKIP_RE = re.compile(r"^\s*SKIP\b:?\s*(.+)$", re.I)
+
+
 def whole_test_reason(output):
-    """The last TM-SKIP reason of an output, or None."""
-    why = None
+    """The last TM-SKIP reason of an output; else the last "SKIP: why" line
+    (how shell-script tests that exit 77 say it); else None."""
+    why = plain = None
     for line in output.splitlines():
-        s = SKIP_RE.match(line.rstrip("\r"))
+        line = line.rstrip("\r")
+        s = SKIP_RE.match(line)
         if s:
             why = _skip_why([(s.group(1), s.group(2), s.group(3))])
-    return why
+        elif PLAIN_SKIP_RE.match(line):
+            plain = PLAIN_SKIP_RE.match(line).group(1)
+    return why or plain
 
 
-def results(test, suite, verdict, output, why_fail=""):
+def results(test, suite, verdict, output, why_fail="", stderr=""):
     """Entries for one test: verdict is pass|fail|skip|timeout for the process.
 
-    Returns [{"name","suite","status","why","test","case"}].
+    output is what the test printed (stdout, or both streams merged); stderr,
+    when kept apart (meson's testlog.json), explains failures whose case
+    printed nothing on stdout. Returns [{"name","suite","status","why",
+    "test","case"}].
     """
     cases = parse_cases(output)
+    err_tail = _tail([l for l in stderr.splitlines()
+                      if "ERROR" in l or "LINE" in l or "error" in l], 4)
+    cases = [(c, st, (why or err_tail) if st == "fail" else why) for c, st, why in cases]
+    output = output + ("\n" + stderr if stderr else "")
     out = []
     for case, status, why in cases:
         out.append({"name": "%s/%s" % (test, case), "suite": suite, "status": status,
