@@ -60,7 +60,26 @@ typedef struct tm_core_opts {
 	uint64_t pc, sp;     /* 0: the first region's start / end */
 	const char *comm;    /* NT_PRPSINFO name; NULL: "tagmem" */
 	uint64_t tagged_addr_ctrl; /* 0: enable | TCF sync | tags 1..15 */
+	/* Added after 0.1 (zero: as before), for cores of live processes
+	 * (tagmem/ptrace.h): */
+	const uint64_t *regs;      /* TM_CORE_NREGS words for NT_PRSTATUS: x0..x30,
+				      sp, pc, pstate (struct user_pt_regs);
+				      NULL: zeros but pc and sp above */
+	const void *auxv;          /* NT_AUXV as the process has it
+				      (/proc/PID/auxv: u64 pairs ending with
+				      AT_NULL); NULL: the minimal one (HWCAP2_MTE,
+				      the page size) */
+	size_t auxv_len;           /* bytes of auxv: a multiple of 16, <= 4096 */
+	uint64_t flags;            /* TM_CORE_F_* */
 } tm_core_opts;
+
+/* tm_core_opts.flags */
+/* signo, si_code and tagged_addr_ctrl are written as given, 0 included
+ * (no defaults): a core of a live process that no signal stopped, whose
+ * threads may have the tagged ABI off. */
+#define TM_CORE_F_EXACT 0x1u
+
+#define TM_CORE_NREGS 34
 
 /*
  * Write an aarch64 core of n regions to path (crash-safe like snapshots:

@@ -55,7 +55,28 @@ extern "C" {
 enum tm_snap_flags {
 	TM_SNAP_ZSTD   = 1u << 0, /* per-chunk zstd data + stream tag codec */
 	TM_SNAP_DIGEST = 1u << 1, /* each region's tm_region_digest recorded */
+	/* The file carries typed sections (tm_snap_opts.sections). Set by
+	 * save when sections are given, never by the caller; a reader that
+	 * does not know the flag refuses the file (-EPROTONOSUPPORT). */
+	TM_SNAP_SECTIONS = 1u << 2,
 };
+
+/*
+ * A section: a typed blob stored with the snapshot, for state that belongs
+ * to the memory but is not pages (a process's addresses and MTE control
+ * state: tagmem/ptrace.h). The snapshot layer stores it under the
+ * metadata checksum and checks its framing; what is inside is its owner's
+ * to validate. Types are assigned in docs/FORMAT.md ("Sections").
+ */
+typedef struct tm_snap_section {
+	uint32_t type;           /* TM_SNAP_SECTION_*; 0 is invalid */
+	const void *data;
+	size_t len;              /* 0 .. TM_SNAP_SECTION_MAX */
+} tm_snap_section;
+
+#define TM_SNAP_SECTION_PROCESS 1u   /* tagmem/ptrace.h: mappings, control state */
+#define TM_SNAP_MAX_SECTIONS    16u
+#define TM_SNAP_SECTION_MAX     (16u << 20)
 
 enum tm_snap_io {
 	TM_SNAP_IO_AUTO = 0,     /* O_DIRECT where the file system allows it */
@@ -97,6 +118,11 @@ typedef struct tm_snap_opts {
 	/* verify: called once per bad chunk with its error (serialised). */
 	void (*report)(void *ctx, const tm_error *e);
 	void *report_ctx;
+	/* save: sections stored with the file (distinct types, at most
+	 * TM_SNAP_MAX_SECTIONS); NULL / 0: none, and the file is one any
+	 * version-1 reader opens. Copied during the call. */
+	const tm_snap_section *sections;
+	size_t nsections;
 } tm_snap_opts;
 
 typedef struct tm_snap_stats {
@@ -190,6 +216,14 @@ TM_API int tm_snapshot_region_info(const tm_snapshot *s, size_t i,
  */
 TM_API int tm_snapshot_tag_ratio(tm_snapshot *s, double *ratio, uint64_t *raw,
 				 uint64_t *coded, tm_error *err);
+
+/*
+ * Section type of s: *data points at its bytes (valid until
+ * tm_snapshot_close; checked by the metadata checksum at open), *len is
+ * their count. -ENOENT (naming the file and type) when s has none.
+ */
+TM_API int tm_snapshot_section(const tm_snapshot *s, uint32_t type,
+			       const void **data, size_t *len, tm_error *err);
 
 /* Create regions shaped like the file's (name, size, geometry), in table
  * order, with the given backend. out has nregions slots; on failure none is

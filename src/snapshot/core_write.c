@@ -63,9 +63,13 @@ static void fill_prstatus(uint8_t *d, const tm_core_opts *o)
 	tm_snap_put32(d + PRS_PPID, 1);
 	tm_snap_put32(d + PRS_PGRP, o->pid);
 	tm_snap_put32(d + PRS_SID, o->pid);
-	tm_snap_put64(d + PRS_SP, o->sp);
-	tm_snap_put64(d + PRS_PC, o->pc);
-	tm_snap_put64(d + PRS_PSTATE, 0);     /* EL0t, flags clear */
+	for (unsigned i = 0; o->regs && i < TM_CORE_NREGS; i++)
+		tm_snap_put64(d + PRS_REG + 8 * i, o->regs[i]);
+	if (!o->regs) {
+		tm_snap_put64(d + PRS_SP, o->sp);
+		tm_snap_put64(d + PRS_PC, o->pc);
+		tm_snap_put64(d + PRS_PSTATE, 0);     /* EL0t, flags clear */
+	}
 	tm_snap_put32(d + PRS_FPVALID, 1);
 }
 
@@ -114,8 +118,13 @@ static size_t build_notes(uint8_t *buf, const tm_core_opts *o,
 	at += put_note(buf ? buf + at : NULL, "CORE", ELF_NT_PRPSINFO, d, PRP_SIZE);
 	fill_siginfo(d, o);
 	at += put_note(buf ? buf + at : NULL, "CORE", ELF_NT_SIGINFO, d, SI_SIZE);
-	alen = fill_auxv(d, page_size);
-	at += put_note(buf ? buf + at : NULL, "CORE", ELF_NT_AUXV, d, alen);
+	if (o->auxv) {
+		at += put_note(buf ? buf + at : NULL, "CORE", ELF_NT_AUXV, o->auxv,
+			       o->auxv_len);
+	} else {
+		alen = fill_auxv(d, page_size);
+		at += put_note(buf ? buf + at : NULL, "CORE", ELF_NT_AUXV, d, alen);
+	}
 	memset(d, 0, FPSIMD_SIZE);
 	at += put_note(buf ? buf + at : NULL, "CORE", ELF_NT_FPREGSET, d, FPSIMD_SIZE);
 	tm_snap_put64(d, o->tagged_addr_ctrl);
@@ -325,11 +334,17 @@ static int default_opts(tm_core_opts *d, const tm_core_opts *o,
 		rc = TM_ABI_COPY_IN(tm_core_opts, d, o, err);
 	if (rc)
 		return rc;
+	if (d->auxv && (d->auxv_len == 0 || d->auxv_len % 16 || d->auxv_len > 4096))
+		return tm_error_set(err, -EINVAL, "core: auxv of %zu bytes (a non-zero multiple of 16, at most 4096)",
+				    d->auxv_len);
 	if (!d->pid)
 		d->pid = 1;
-	if (!d->signo)
+	if (d->flags & ~TM_CORE_F_EXACT)
+		return tm_error_set(err, -EINVAL, "core: unknown flags 0x%llx",
+				    (unsigned long long)(d->flags & ~TM_CORE_F_EXACT));
+	if (!d->signo && !(d->flags & TM_CORE_F_EXACT))
 		d->signo = ELF_SIGSEGV;
-	if (!d->si_code && d->signo == ELF_SIGSEGV)
+	if (!d->si_code && d->signo == ELF_SIGSEGV && !(d->flags & TM_CORE_F_EXACT))
 		d->si_code = ELF_SEGV_MTESERR;
 	if (!d->pc)
 		d->pc = regs[0].vaddr;
@@ -337,7 +352,7 @@ static int default_opts(tm_core_opts *d, const tm_core_opts *o,
 		d->sp = regs[0].vaddr + tm_region_size(regs[0].region);
 	if (!d->comm)
 		d->comm = "tagmem";
-	if (!d->tagged_addr_ctrl)
+	if (!d->tagged_addr_ctrl && !(d->flags & TM_CORE_F_EXACT))
 		d->tagged_addr_ctrl = TAGCTL_ENABLE | TAGCTL_TCF_SYNC |
 				      (0xfffeull << TAGCTL_TAG_SHIFT);
 	return 0;

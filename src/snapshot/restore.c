@@ -97,6 +97,21 @@ void tm_snapshot_info(const tm_snapshot *s, tm_snap_info *out)
 	snprintf(out->io_note, sizeof(out->io_note), "%s", s->f.note);
 }
 
+int tm_snapshot_section(const tm_snapshot *s, uint32_t type,
+			const void **data, size_t *len, tm_error *err)
+{
+	for (uint32_t i = 0; i < s->L.nsect; i++)
+		if (s->L.sect[i].type == type) {
+			*data = s->L.sect_buf + s->L.sect[i].off;
+			*len = (size_t)s->L.sect[i].len;
+			return 0;
+		}
+	*data = NULL;
+	*len = 0;
+	return tm_error_set(err, -ENOENT, "snapshot %s has no section of type %u",
+			    s->f.path, type);
+}
+
 int tm_snapshot_region_info(const tm_snapshot *s, size_t i,
 			    tm_snap_region_info *out, tm_error *err)
 {

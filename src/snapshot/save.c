@@ -481,7 +481,9 @@ int tm_snapshot_save(const char *path, tm_region *const *regions, size_t n,
 	if (rc)
 		return rc;
 	J.o = o;
-	rc = tm_snap_plan(&L, regions, n, o ? o->flags : 0, o ? o->chunk_bytes : 0, err);
+	rc = tm_snap_plan_sections(&L, regions, n, o ? o->flags : 0,
+				   o ? o->chunk_bytes : 0, o ? o->sections : NULL,
+				   o ? o->nsections : 0, err);
 	if (rc)
 		return rc;
 	J.L = &L;

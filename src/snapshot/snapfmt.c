@@ -61,6 +61,8 @@ static void snap_place(snap_layout *L)
 		R->chunks_off = cur;
 		cur += R->nchunks * SNAP_CHUNK_BYTES;
 	}
+	L->sect_off = L->sect_bytes ? cur : 0;
+	cur += L->sect_bytes;
 	L->meta_bytes = cur - L->meta_off;
 	L->data_off = tm_snap_align_up(cur, SNAP_AREA_ALIGN);
 	cur = L->data_off;
@@ -117,6 +119,10 @@ static int snap_alloc_region(snap_layout *L, snap_region *R, tm_error *err)
 
 void tm_snap_layout_free(snap_layout *L)
 {
+	free(L->sect);
+	free(L->sect_buf);
+	L->sect = NULL;
+	L->sect_buf = NULL;
 	if (!L->regions)
 		return;
 	for (uint32_t i = 0; i < L->nregions; i++) {
@@ -159,12 +165,81 @@ static int snap_pick_geom(tm_geom *g, tm_region *const *regions, size_t n,
 	return 0;
 }
 
+/* ---- sections ------------------------------------------------------ */
+
+static uint64_t sect_first_off(uint32_t n)
+{
+	return tm_snap_align_up(8 + (uint64_t)n * SNAP_SECT_ENTRY_BYTES, 8);
+}
+
+/* The caller's sections: count, types and sizes allowed; the area size. */
+static int sect_plan(snap_layout *L, const tm_snap_section *sect, size_t n,
+		     tm_error *err)
+{
+	uint64_t off;
+
+	if (n > TM_SNAP_MAX_SECTIONS || (n && !sect))
+		return tm_error_set(err, -EINVAL, "snapshot: %zu sections (at most %u)",
+				    n, TM_SNAP_MAX_SECTIONS);
+	off = sect_first_off((uint32_t)n);
+	for (size_t i = 0; i < n; i++) {
+		if (sect[i].type == 0 || sect[i].len > TM_SNAP_SECTION_MAX ||
+		    (sect[i].len && !sect[i].data))
+			return tm_error_set(err, -EINVAL,
+					    "snapshot: section %zu: type %u, %zu bytes (type 0 and more than %u bytes are not allowed)",
+					    i, sect[i].type, sect[i].len, TM_SNAP_SECTION_MAX);
+		for (size_t j = 0; j < i; j++)
+			if (sect[j].type == sect[i].type)
+				return tm_error_set(err, -EINVAL,
+						    "snapshot: sections %zu and %zu both have type %u",
+						    j, i, sect[i].type);
+		off = tm_snap_align_up(off + sect[i].len, 8);
+	}
+	L->nsect = (uint32_t)n;
+	L->usect = sect;
+	L->sect_bytes = n ? off : 0;
+	return 0;
+}
+
+/* Section area: u32 count, u32 0, count entries {u32 type, u32 flags 0,
+ * u64 offset, u64 length}, then the payloads, each at the next multiple
+ * of 8 (zero padding). */
+static void sect_encode(const snap_layout *L, uint8_t *p)
+{
+	uint64_t off = sect_first_off(L->nsect);
+
+	tm_snap_put32(p, L->nsect);
+	tm_snap_put32(p + 4, 0);
+	for (uint32_t i = 0; i < L->nsect; i++) {
+		uint8_t *e = p + 8 + (uint64_t)i * SNAP_SECT_ENTRY_BYTES;
+
+		tm_snap_put32(e, L->usect[i].type);
+		tm_snap_put32(e + 4, 0);
+		tm_snap_put64(e + 8, off);
+		tm_snap_put64(e + 16, L->usect[i].len);
+		if (L->usect[i].len)
+			memcpy(p + off, L->usect[i].data, L->usect[i].len);
+		off = tm_snap_align_up(off + L->usect[i].len, 8);
+	}
+}
+
 int tm_snap_plan(snap_layout *L, tm_region *const *regions, size_t n,
 		 uint32_t flags, uint32_t chunk_bytes, tm_error *err)
+{
+	return tm_snap_plan_sections(L, regions, n, flags, chunk_bytes, NULL, 0, err);
+}
+
+int tm_snap_plan_sections(snap_layout *L, tm_region *const *regions, size_t n,
+			  uint32_t flags, uint32_t chunk_bytes,
+			  const tm_snap_section *sect, size_t n_sect,
+			  tm_error *err)
 {
 	int rc;
 
 	memset(L, 0, sizeof(*L));
+	flags &= ~(uint32_t)TM_SNAP_SECTIONS;
+	if (n_sect)
+		flags |= TM_SNAP_SECTIONS;
 	if (n == 0 || n > TM_SNAP_MAX_REGIONS)
 		return tm_error_set(err, -EINVAL,
 				    "snapshot: %zu regions (1..%u allowed)", n, TM_SNAP_MAX_REGIONS);
@@ -172,6 +247,8 @@ int tm_snap_plan(snap_layout *L, tm_region *const *regions, size_t n,
 		return tm_error_set(err, -EINVAL, "snapshot: unknown flags 0x%x",
 				    flags & ~SNAP_KNOWN_FLAGS);
 	rc = snap_pick_geom(&L->geom, regions, n, err);
+	if (!rc)
+		rc = sect_plan(L, sect, n_sect, err);
 	if (rc)
 		return rc;
 	if (chunk_bytes == 0)
@@ -244,6 +321,8 @@ void tm_snap_encode_meta(snap_layout *L, uint8_t *buf)
 			put_chunk(buf + (R->chunks_off - L->meta_off) +
 				  c * SNAP_CHUNK_BYTES, &R->chunks[c]);
 	}
+	if (L->sect_bytes)
+		sect_encode(L, buf + (L->sect_off - L->meta_off));
 	L->meta_xxh = XXH3_64bits(buf, L->meta_bytes);
 }
 
@@ -297,6 +376,7 @@ void tm_snap_encode_head(const snap_layout *L, uint8_t *buf)
 	tm_snap_put64(buf + SH_DATA_OFF, L->data_off);
 	tm_snap_put64(buf + SH_FILE_SIZE, L->file_size);
 	tm_snap_put64(buf + SH_CREATED, L->created_ns);
+	tm_snap_put64(buf + SH_SECT_BYTES, L->sect_bytes);
 	for (uint32_t i = 0; i < L->nregions; i++)
 		put_region(buf + SNAP_HEADER_BYTES + (uint64_t)i * SNAP_REGION_BYTES,
 			   &L->regions[i]);
@@ -455,8 +535,6 @@ static int check_sizes(const snap_layout *L, const uint8_t *buf,
 		if (tm_snap_get64(buf + f[i].off) != want[i])
 			return BAD(f[i].off, "%s is %" PRIu64 ", the layout requires %" PRIu64,
 				   f[i].what, tm_snap_get64(buf + f[i].off), want[i]);
-	if (tm_snap_get64(buf + SH_RESERVED))
-		return BAD(SH_RESERVED, "reserved field is not zero");
 	if (file_size < L->file_size)
 		return BAD(file_size, "truncated: the header (offset %d) records %" PRIu64 " bytes but the file has %" PRIu64 "; everything from offset %" PRIu64 " on is missing",
 			   SH_FILE_SIZE, L->file_size, file_size, file_size);
@@ -467,6 +545,28 @@ static int check_sizes(const snap_layout *L, const uint8_t *buf,
 	    (L->file_size < L->data_off || L->file_size % SNAP_ALIGN))
 		return BAD(SH_FILE_SIZE, "file size %" PRIu64 " is below the data offset %" PRIu64 " or unaligned",
 			   L->file_size, L->data_off);
+	return 0;
+}
+
+/* The section area's size: only with TM_SNAP_SECTIONS (then room for at
+ * least one entry, at most what TM_SNAP_MAX_SECTIONS full ones take),
+ * else the field is reserved and 0. */
+static int decode_sect_bytes(snap_layout *L, const uint8_t *buf,
+			     const char *path, tm_error *err)
+{
+	uint64_t v = tm_snap_get64(buf + SH_SECT_BYTES);
+	uint64_t max = sect_first_off(TM_SNAP_MAX_SECTIONS) +
+		       (uint64_t)TM_SNAP_MAX_SECTIONS * (TM_SNAP_SECTION_MAX + 8);
+
+	if (!(L->flags & TM_SNAP_SECTIONS)) {
+		if (v)
+			return BAD(SH_SECT_BYTES, "reserved field is not zero (section bytes %" PRIu64 " without the SECTIONS flag)", v);
+		return 0;
+	}
+	if (v < sect_first_off(1) || v > max || v % 8)
+		return BAD(SH_SECT_BYTES, "section area of %" PRIu64 " bytes (a multiple of 8, %" PRIu64 " .. %" PRIu64 ")",
+			   v, sect_first_off(1), max);
+	L->sect_bytes = v;
 	return 0;
 }
 
@@ -498,6 +598,8 @@ int tm_snap_decode_head(snap_layout *L, const uint8_t *buf, size_t len,
 				    "snapshot %s: offset %d: unknown feature flags 0x%x",
 				    path, SH_FLAGS, L->flags & ~SNAP_KNOWN_FLAGS);
 	rc = decode_geom(L, buf, path, err);
+	if (!rc)
+		rc = decode_sect_bytes(L, buf, path, err);
 	if (rc)
 		return rc;
 	L->regions = calloc(L->nregions, sizeof(snap_region));
@@ -634,6 +736,75 @@ static int decode_region_meta(snap_layout *L, snap_region *R,
 	return rc;
 }
 
+/* One section entry at file offset at: flags 0, its payload exactly where
+ * the layout puts it, a type not seen before. */
+static int decode_sect_entry(snap_layout *L, uint32_t i, const uint8_t *e,
+			     uint64_t at, uint64_t *next, const char *path,
+			     tm_error *err)
+{
+	snap_section *S = &L->sect[i];
+
+	S->type = tm_snap_get32(e);
+	S->off = tm_snap_get64(e + 8);
+	S->len = tm_snap_get64(e + 16);
+	if (S->type == 0 || tm_snap_get32(e + 4))
+		return BAD(at, "section %u: type %u, flags 0x%x (type 0 and flags are not allowed)",
+			   i, S->type, tm_snap_get32(e + 4));
+	for (uint32_t j = 0; j < i; j++)
+		if (L->sect[j].type == S->type)
+			return BAD(at, "section %u repeats type %u of section %u", i, S->type, j);
+	if (S->off != *next || S->len > TM_SNAP_SECTION_MAX ||
+	    S->len > L->sect_bytes - S->off)
+		return BAD(at + 8, "section %u (type %u): %" PRIu64 " bytes at area offset %" PRIu64 ", the layout requires offset %" PRIu64 " and at most %" PRIu64 " bytes",
+			   i, S->type, S->len, S->off, *next,
+			   *next < L->sect_bytes ? L->sect_bytes - *next : 0);
+	*next = tm_snap_align_up(S->off + S->len, 8);
+	return 0;
+}
+
+/* The section area (already under the metadata checksum): its table, and
+ * that the payloads and their zero padding fill it exactly. */
+static int decode_sections(snap_layout *L, const uint8_t *meta,
+			   const char *path, tm_error *err)
+{
+	const uint8_t *p = meta + (L->sect_off - L->meta_off);
+	uint64_t n = tm_snap_get32(p), next, pad = 0;
+	int rc = 0;
+
+	if (n == 0 || n > TM_SNAP_MAX_SECTIONS || tm_snap_get32(p + 4) ||
+	    sect_first_off((uint32_t)n) > L->sect_bytes)
+		return BAD(L->sect_off, "section area: %" PRIu64 " sections (1..%u, in %" PRIu64 " bytes), reserved 0x%x",
+			   n, TM_SNAP_MAX_SECTIONS, L->sect_bytes, tm_snap_get32(p + 4));
+	L->nsect = (uint32_t)n;
+	L->sect = calloc(n, sizeof(*L->sect));
+	L->sect_buf = malloc(L->sect_bytes);
+	if (!L->sect || !L->sect_buf)
+		return tm_error_set(err, -ENOMEM, "snapshot %s: no memory for sections", path);
+	next = sect_first_off((uint32_t)n);
+	for (uint32_t i = 0; i < n && !rc; i++)
+		rc = decode_sect_entry(L, i, p + 8 + (uint64_t)i * SNAP_SECT_ENTRY_BYTES,
+				       L->sect_off + 8 + (uint64_t)i * SNAP_SECT_ENTRY_BYTES,
+				       &next, path, err);
+	if (rc)
+		return rc;
+	if (next != L->sect_bytes)
+		return BAD(L->sect_off + next, "section area is %" PRIu64 " bytes, its sections end at %" PRIu64,
+			   L->sect_bytes, next);
+	for (uint32_t i = 0; i < n; i++) {
+		uint64_t end = L->sect[i].off + L->sect[i].len;
+		uint64_t stop = i + 1 < n ? L->sect[i + 1].off : L->sect_bytes;
+
+		for (pad = end; pad < stop; pad++)
+			if (p[pad])
+				return BAD(L->sect_off + pad, "section %u: padding byte is not zero", i);
+	}
+	for (uint64_t k = 8 + n * SNAP_SECT_ENTRY_BYTES; k < sect_first_off((uint32_t)n); k++)
+		if (p[k])
+			return BAD(L->sect_off + k, "section table padding is not zero");
+	memcpy(L->sect_buf, p, L->sect_bytes);
+	return 0;
+}
+
 int tm_snap_decode_meta(snap_layout *L, const uint8_t *buf, const char *path,
 			tm_error *err)
 {
@@ -648,5 +819,7 @@ int tm_snap_decode_meta(snap_layout *L, const uint8_t *buf, const char *path,
 		if (!rc)
 			rc = decode_region_meta(L, &L->regions[i], buf, path, err);
 	}
+	if (!rc && L->sect_bytes)
+		rc = decode_sections(L, buf, path, err);
 	return rc;
 }

@@ -30,20 +30,22 @@
  * of a chunk (so a chunk goes out in one large write); longer runs of
  * zero pages stay holes. */
 #define SNAP_HOLE_MIN     (64u << 10)
-#define SNAP_KNOWN_FLAGS  (TM_SNAP_ZSTD | TM_SNAP_DIGEST)
+#define SNAP_KNOWN_FLAGS  (TM_SNAP_ZSTD | TM_SNAP_DIGEST | TM_SNAP_SECTIONS)
+#define SNAP_SECT_ENTRY_BYTES 24u        /* section table entry */
 
 #define SNAP_REGION_TAGGED 1u            /* region entry flags */
 #define SNAP_CHUNK_DATA_ZSTD 1u          /* chunk entry flags */
 #define SNAP_CHUNK_TAGS_CODED 2u
 
-/* Header field offsets (the checksum covers [0, 120) + the region table). */
+/* Header field offsets (the checksum covers [0, 120) + the region table).
+ * SH_SECT_BYTES: size of the section area (flag TM_SNAP_SECTIONS), else 0. */
 enum {
 	SH_MAGIC = 0, SH_VERSION = 8, SH_HDR_BYTES = 12, SH_FLAGS = 16,
 	SH_NREGIONS = 20, SH_KIND = 24, SH_KIND_VERSION = 28, SH_PAGE_SIZE = 32,
 	SH_GRANULE = 36, SH_BITS = 40, SH_CHUNK_PAGES = 44, SH_ENTRY_BYTES = 48,
 	SH_ALIGN = 52, SH_TABLE_END = 56, SH_META_OFF = 64, SH_META_BYTES = 72,
 	SH_META_XXH = 80, SH_DATA_OFF = 88, SH_FILE_SIZE = 96, SH_CREATED = 104,
-	SH_RESERVED = 112, SH_HEAD_XXH = 120,
+	SH_SECT_BYTES = 112, SH_HEAD_XXH = 120,
 };
 
 /* Region entry field offsets. */
@@ -85,6 +87,12 @@ typedef struct snap_region {
 	snap_chunk *chunks;             /* nchunks */
 } snap_region;
 
+/* A section as the file holds it (the area's own offsets). */
+typedef struct snap_section {
+	uint32_t type;
+	uint64_t off, len;              /* in the section area */
+} snap_section;
+
 typedef struct snap_layout {
 	uint32_t version, flags;
 	tm_geom geom;                   /* page size for all; tags for tagged */
@@ -93,6 +101,13 @@ typedef struct snap_layout {
 	uint64_t table_end, meta_off, meta_bytes, meta_xxh;
 	uint64_t data_off, file_size, created_ns;
 	snap_region *regions;
+	/* sections: the area ends the metadata area (after every region's
+	 * chunk table), covered by its checksum */
+	uint64_t sect_off, sect_bytes;  /* 0, 0 without TM_SNAP_SECTIONS */
+	uint32_t nsect;
+	snap_section *sect;             /* reader: decoded table */
+	uint8_t *sect_buf;              /* reader: the area's bytes */
+	const tm_snap_section *usect;   /* writer: the caller's sections */
 } snap_layout;
 
 /* Bytes of one region's data/tag bitmap on disk (whole u64 words). */
@@ -131,6 +146,14 @@ static inline uint64_t tm_snap_chunk_npages(const snap_layout *L,
  */
 int tm_snap_plan(snap_layout *L, tm_region *const *regions, size_t n,
 		 uint32_t flags, uint32_t chunk_bytes, tm_error *err);
+/* The same, with sections (n_sect of them, NULL when 0) stored at the end
+ * of the metadata area; sets TM_SNAP_SECTIONS when n_sect > 0. Refuses
+ * (-EINVAL, naming the section) more than TM_SNAP_MAX_SECTIONS, type 0,
+ * a repeated type, or one longer than TM_SNAP_SECTION_MAX. */
+int tm_snap_plan_sections(snap_layout *L, tm_region *const *regions, size_t n,
+			  uint32_t flags, uint32_t chunk_bytes,
+			  const tm_snap_section *sect, size_t n_sect,
+			  tm_error *err);
 void tm_snap_layout_free(snap_layout *L);
 
 /* Encode the head (header + region table, SNAP_ALIGN padded) into buf of
