@@ -35,6 +35,8 @@
  *   core-dump   the kernel writes a core file where the test expects it
  *   ramfs       mount(2) of a ramfs (root, a kernel with ramfs)
  *   kvm         /dev/kvm with KVM_CAP_ARM_MTE
+ *   ptrace      tracing another process (PTRACE_SEIZE; qemu-user has none),
+ *               PTRACE_PEEKMTETAGS, NT_ARM_TAGGED_ADDR_CTRL (tests/ptrace)
  *   gnuplot     the gnuplot program
  *
  * Include after <cmocka.h> (which needs <stdarg.h>, <stddef.h>,

@@ -12,6 +12,7 @@
 #include "tagmem/region.h"
 #include "tagmem/backend.h"
 #include "tagmem/kvm.h"
+#include "tagmem/ptrace.h"
 #include "tagmem/migrate.h"
 #include "tagmem/snapshot.h"
 #include "tagmem/core.h"
