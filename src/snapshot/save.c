@@ -94,6 +94,22 @@ static struct save_ws *save_ws_new(const snap_layout *L)
 }
 
 /* Gather page data pointers and tags of a chunk, and classify the pages. */
+/* Whether every page of [first, first + np) may carry tags. */
+static bool all_may_be_tagged(tm_region *r, uint64_t first, uint64_t np)
+{
+	for (uint64_t k = 0; k < np; k++)
+		if (!tm_region_page_may_be_tagged(r, first + k))
+			return false;
+	return true;
+}
+
+/*
+ * Gather page data pointers and tags of a chunk, and classify the pages.
+ * A region without a direct pointer is copied with one tm_region_read_pages
+ * for the chunk's data and, when every page may be tagged (backends that do
+ * not own their tags: mte, kvm, ptrace), one for its tags, so a backend
+ * that pays per call (a ptrace request, an ioctl) batches.
+ */
 static int save_gather(struct save_job *J, struct save_ws *w, uint32_t ri,
 		       uint64_t first, uint64_t np, tm_error *err)
 {
@@ -102,30 +118,31 @@ static int save_gather(struct save_job *J, struct save_ws *w, uint32_t ri,
 	size_t ps = L->geom.page_size, tb = tm_snap_tag_bytes(L);
 	bool tagged = L->regions[ri].flags & SNAP_REGION_TAGGED;
 	bool in_place = tm_region_direct(r, first * ps) != NULL;
-	int rc;
+	bool tags_read = tagged && all_may_be_tagged(r, first, np);
+	int rc = 0;
 
 	memset(w->dbits, 0, tm_bitmap_words(L->chunk_pages) * 8);
 	memset(w->tbits, 0, tm_bitmap_words(L->chunk_pages) * 8);
+	if (!in_place)
+		rc = tm_region_read_pages(r, first, np, w->data, NULL, err);
+	if (!rc && tags_read)
+		rc = tm_region_read_pages(r, first, np, NULL, w->tags, err);
+	if (rc)
+		return rc;
 	for (uint64_t k = 0; k < np; k++) {
 		uint8_t *t = w->tags + k * tb;
 
-		if (in_place) {
-			w->dptr[k] = tm_region_direct(r, (first + k) * ps);
-		} else {
-			rc = tm_region_read_page(r, first + k, w->data + k * ps, NULL, err);
-			if (rc)
-				return rc;
-			w->dptr[k] = w->data + k * ps;
-		}
-		if (tagged && tm_region_page_may_be_tagged(r, first + k)) {
+		w->dptr[k] = in_place ? tm_region_direct(r, (first + k) * ps)
+				      : w->data + k * ps;
+		if (tagged && !tags_read && tm_region_page_may_be_tagged(r, first + k)) {
 			rc = tm_region_get_tags(r, first + k, TM_TAGS_PACKED, t, err);
 			if (rc)
 				return rc;
-			if (!tm_mem_is_zero(t, tb))
-				tm_bit_set(w->tbits, k);
-		} else if (tb) {
+		} else if (tb && !tags_read) {
 			memset(t, 0, tb);
 		}
+		if (tagged && !tm_mem_is_zero(t, tb))
+			tm_bit_set(w->tbits, k);
 		if (!tm_mem_is_zero(w->dptr[k], ps))
 			tm_bit_set(w->dbits, k);
 	}
